@@ -1,0 +1,210 @@
+"""Model files and training state.
+
+- A model file is one ``.safetensors``: the (EMA) weights plus string metadata holding the format
+  name and version, the full ModelConfig as JSON (MelConfig, normalisation statistics, network,
+  preconditioning, class names, recommended sigmas), the training step and the cmaudio version.
+  ``load_model`` needs nothing else, loads strictly and never executes code: safetensors parses a
+  JSON header and raw tensors only.
+- Training state (``state.pt``: weights, EMA, target, optimiser, step, RNG states) is read with
+  ``torch.load(weights_only=True)``, which refuses pickled code.
+
+Every file is written to a temporary name in the same folder, flushed to disk and renamed, so a
+crash leaves either the old file or the new one, never a torn one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import ConfigError, ModelConfig, from_dict, to_dict
+
+__all__ = [
+    "CheckpointError",
+    "FORMAT",
+    "FORMAT_VERSION",
+    "ModelFile",
+    "save_model",
+    "load_model",
+    "read_metadata",
+    "save_state",
+    "load_state",
+    "atomic_write",
+]
+
+FORMAT = "cmaudio-model"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A model or state file that cannot be used; the message is one line naming the file."""
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
+    """Call ``write(tmp_path)``, fsync the result and rename it over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+# ----------------------------------------------------------------------------------------------
+# Model files
+
+
+@dataclass
+class ModelFile:
+    """What ``load_model`` returns: the rebuilt network, its config and the file's metadata."""
+
+    model: torch.nn.Module  # a precond.Denoiser in eval mode
+    config: ModelConfig
+    step: int
+    metadata: dict[str, str]
+    path: str
+
+
+def save_model(
+    path: str | os.PathLike,
+    model: torch.nn.Module,
+    config: ModelConfig,
+    step: int = 0,
+    extra: dict[str, str] | None = None,
+) -> Path:
+    """Write ``model``'s weights (use the EMA copy) and ``config`` as one safetensors file.
+
+    Refuses non-finite weights: a NaN model is never saved.
+    """
+    from safetensors.torch import save_file
+
+    from . import __version__
+
+    tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
+    bad = [k for k, v in tensors.items() if not torch.isfinite(v).all()]
+    if bad:
+        raise CheckpointError(f"{path}: refusing to save non-finite weights ({bad[0]})")
+    meta = {
+        "format": FORMAT,
+        "format_version": str(FORMAT_VERSION),
+        "config": json.dumps(to_dict(config)),
+        "step": str(int(step)),
+        "cmaudio_version": __version__,
+    }
+    meta.update(extra or {})
+    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+
+
+def read_metadata(path: str | os.PathLike) -> tuple[dict[str, str], ModelConfig]:
+    """Validate a model file's header and return (metadata, ModelConfig) without loading weights."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such model file")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = fh.metadata() or {}
+    except Exception as exc:
+        raise CheckpointError(f"{path}: not a cmaudio model file (unreadable safetensors: {_first_line(exc)})") from None
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: unknown model format {meta.get('format')!r} (expected {FORMAT!r})")
+    try:
+        version = int(meta.get("format_version", ""))
+    except ValueError:
+        raise CheckpointError(f"{path}: bad format_version {meta.get('format_version')!r}") from None
+    if version > FORMAT_VERSION or version < 1:
+        raise CheckpointError(
+            f"{path}: model format version {version} is not supported by this cmaudio (reads 1..{FORMAT_VERSION})"
+        )
+    try:
+        config = from_dict(ModelConfig, json.loads(meta.get("config", "")))
+    except (json.JSONDecodeError, ConfigError) as exc:
+        raise CheckpointError(f"{path}: bad model config in metadata ({_first_line(exc)})") from None
+    return meta, config
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> ModelFile:
+    """Rebuild the network described by the file and load its weights strictly.
+
+    Missing or unexpected tensors, shape mismatches and non-finite weights are one-line errors.
+    """
+    from safetensors.torch import load_file
+
+    from .precond import Denoiser
+
+    path = Path(path)
+    meta, config = read_metadata(path)
+    try:
+        tensors = load_file(str(path), device="cpu")
+    except Exception as exc:
+        raise CheckpointError(f"{path}: cannot read weights ({_first_line(exc)})") from None
+    model = Denoiser(config)
+    load_strict(model, tensors, str(path))
+    try:
+        step = int(meta.get("step", "0"))
+    except ValueError:
+        step = 0
+    return ModelFile(model.to(device).eval(), config, step, meta, str(path))
+
+
+def load_strict(module: torch.nn.Module, tensors: dict[str, torch.Tensor], name: str) -> None:
+    """load_state_dict that names the first missing/unexpected/mismatched/non-finite tensor."""
+    own = module.state_dict()
+    missing = sorted(set(own) - set(tensors))
+    unexpected = sorted(set(tensors) - set(own))
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+        raise CheckpointError(f"{name}: weights do not match the model: {', '.join(parts)}")
+    for k, v in tensors.items():
+        if v.shape != own[k].shape:
+            raise CheckpointError(f"{name}: tensor {k} has shape {tuple(v.shape)}, model expects {tuple(own[k].shape)}")
+        if v.is_floating_point() and not torch.isfinite(v).all():
+            raise CheckpointError(f"{name}: tensor {k} holds non-finite values")
+    module.load_state_dict(tensors, strict=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# Training state
+
+
+def save_state(path: str | os.PathLike, state: dict[str, Any]) -> Path:
+    """torch.save ``state`` atomically (tensors, numbers, strings, lists and dicts only)."""
+    return atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def load_state(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a state file with ``weights_only=True``: pickled code is refused, never run."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such state file")
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"{path}: not a loadable training state ({_first_line(exc)})") from None
+    if not isinstance(state, dict) or state.get("format") != "cmaudio-state":
+        raise CheckpointError(f"{path}: not a cmaudio training state")
+    return state
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:200]

@@ -1,0 +1,58 @@
+"""Shared command-line plumbing: an argparse parser whose errors are one line with exit status 2,
+and a wrapper that turns the package's user-facing errors into the same."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+__all__ = ["Parser", "UsageError", "main_wrapper"]
+
+
+class UsageError(ValueError):
+    """Bad command-line input detected after parsing (exit status 2)."""
+
+
+class Parser(argparse.ArgumentParser):
+    def __init__(self, prog: str, description: str, epilog: str = ""):
+        super().__init__(prog=prog, description=description, epilog=epilog,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    def error(self, message: str):  # argparse prints usage lines; one line is enough
+        print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from .audio import AudioError
+    from .checkpoint import CheckpointError
+    from .config import ConfigError
+
+    errors: list[type[BaseException]] = [UsageError, ConfigError, CheckpointError, AudioError]
+    try:
+        from .data import DatasetError
+
+        errors.append(DatasetError)
+    except ImportError:
+        pass
+    from .training_loop import TrainingError
+    from .vocoder import VocoderError
+
+    errors += [TrainingError, VocoderError]
+    return tuple(errors)
+
+
+def main_wrapper(prog: str, body: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None) -> int:
+    """Run a CLI body; a known user error becomes ``prog: error: message`` and exit status 2."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    try:
+        return body(argv)
+    except _user_errors() as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"{prog}: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130

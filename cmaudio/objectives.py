@@ -1,0 +1,198 @@
+"""Training objectives: callables returning a per-example loss [B] in float32.
+
+Every objective has the signature ``loss(model, x, cond=None, *, step=0, target=None) -> [B]``:
+``model`` is the preconditioned network being trained (precond.Denoiser), ``x`` a batch of clean
+normalised mels [B, n_mels, frames], ``step`` the optimiser step (curricula), and ``target`` the
+target network that consistency distillation keeps as an EMA of the student. ``target_decay(step)``
+tells the training loop which EMA rate to keep that target at, or None when no target is needed.
+The objectives know nothing of samplers' step lists or of the training loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+
+import torch
+
+from .config import ObjectiveConfig
+from .sampling import heun_step
+from .schedules import ect_gap_r, ict_num_levels, karras_sigmas, lognormal_level_probs
+
+__all__ = [
+    "pseudo_huber",
+    "EDMLoss",
+    "ConsistencyDistillationLoss",
+    "ConsistencyTrainingLoss",
+    "EasyConsistencyTuningLoss",
+    "build_objective",
+]
+
+
+def pseudo_huber(a: torch.Tensor, b: torch.Tensor, c: float) -> torch.Tensor:
+    """d(a, b) = sqrt(||a - b||^2 + c^2) - c over each whole example (iCT, section 3.3): [B].
+    The norm form matters: applied per element with the same c it degenerates to scaled MSE."""
+    sq = (a.float() - b.float()).flatten(1).pow(2).sum(1)
+    return (sq + c * c).sqrt() - c
+
+
+def _l2(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (a.float() - b.float()).flatten(1).pow(2).mean(1)
+
+
+def _bcast(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    return v.reshape(-1, *([1] * (x.dim() - 1)))
+
+
+@contextlib.contextmanager
+def _shared_dropout(seed: int, device: torch.device):
+    """Run a forward pass under a fixed RNG seed, restoring the global RNG afterwards, so two
+    passes (student and target) draw identical dropout masks (iCT, section 3.1)."""
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+class EDMLoss:
+    """EDM denoising loss (Karras et al. 2022, eq. 8 / Table 1): ln sigma ~ N(P_mean, P_std^2),
+    weight (sigma^2 + sd^2) / (sigma sd)^2, target the clean x."""
+
+    def __init__(self, P_mean: float = -1.2, P_std: float = 1.2, sigma_data: float = 0.5):
+        self.P_mean, self.P_std, self.sigma_data = P_mean, P_std, sigma_data
+
+    def target_decay(self, step: int) -> float | None:
+        return None
+
+    def __call__(self, model, x, cond=None, *, step: int = 0, target=None) -> torch.Tensor:
+        sigma = (torch.randn(x.shape[0], device=x.device) * self.P_std + self.P_mean).exp()
+        weight = (sigma**2 + self.sigma_data**2) / (sigma * self.sigma_data) ** 2
+        denoised = model(x + _bcast(sigma, x) * torch.randn_like(x), sigma, cond)
+        return weight * _l2(denoised, x)
+
+
+class _ConsistencyBase:
+    def __init__(self, distance: str, huber_c: float, sigma_min: float, sigma_max: float):
+        if distance not in ("l2", "pseudo_huber"):
+            raise ValueError(f"unknown distance {distance!r}")
+        self.distance, self.huber_c = distance, huber_c
+        self.sigma_min, self.sigma_max = sigma_min, sigma_max
+
+    def dist(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        if self.distance == "l2":
+            return _l2(a, b)
+        return pseudo_huber(a, b, self.huber_c * math.sqrt(a[0].numel()))
+
+    @staticmethod
+    def _pair(model, target_fn, x_hi, s_hi, x_lo, s_lo, cond):
+        """Student f(x_hi, s_hi) with gradients and stop-gradient target f(x_lo, s_lo), both under
+        the same dropout masks."""
+        seed = int(torch.randint(0, 2**62, ()).item())
+        with _shared_dropout(seed, x_hi.device):
+            pred = model(x_hi, s_hi, cond)
+        with torch.no_grad(), _shared_dropout(seed, x_hi.device):
+            tgt = target_fn(x_lo, s_lo, cond)
+        return pred, tgt.detach()
+
+
+class ConsistencyDistillationLoss(_ConsistencyBase):
+    """Consistency distillation (Song et al. 2023, Algorithm 2): adjacent levels s_hi > s_lo of an
+    N-level Karras grid; one Heun step of the frozen teacher's PF-ODE gives x_lo from x_hi; loss
+    d(f_theta(x_hi, s_hi), f_target(x_lo, s_lo)) with the target an EMA (mu) of the student."""
+
+    def __init__(self, teacher, N: int = 50, mu: float = 0.95, rho: float = 7.0, distance: str = "pseudo_huber",
+                 huber_c: float = 0.00054, sigma_min: float = 0.002, sigma_max: float = 80.0):
+        super().__init__(distance, huber_c, sigma_min, sigma_max)
+        self.teacher = teacher
+        self.mu = mu
+        self.grid = karras_sigmas(N, sigma_min, sigma_max, rho).float()
+
+    def target_decay(self, step: int) -> float | None:
+        return self.mu
+
+    def __call__(self, model, x, cond=None, *, step: int = 0, target=None) -> torch.Tensor:
+        target = model if target is None else target
+        grid = self.grid.to(x.device)
+        n = torch.randint(0, len(grid) - 1, (x.shape[0],), device=x.device)
+        s_hi, s_lo = grid[n], grid[n + 1]
+        x_hi = x + _bcast(s_hi, x) * torch.randn_like(x)
+        with torch.no_grad():
+            x_lo = heun_step(self.teacher, x_hi, s_hi, s_lo, cond)
+        pred, tgt = self._pair(model, target, x_hi, s_hi, x_lo, s_lo, cond)
+        return self.dist(pred, tgt)
+
+
+class ConsistencyTrainingLoss(_ConsistencyBase):
+    """Improved consistency training, iCT (Song & Dhariwal 2023): no teacher; target is the
+    stop-gradient student (mu = 0); N(k) levels by the curriculum (eq. 5), pairs drawn by the
+    discretised lognormal (eq. 6), weight 1 / (s_hi - s_lo), pseudo-Huber on the whole sample,
+    the same z for both noise levels."""
+
+    def __init__(self, total_steps: int, s0: int = 10, s1: int = 1280, P_mean: float = -1.1, P_std: float = 2.0,
+                 rho: float = 7.0, distance: str = "pseudo_huber", huber_c: float = 0.00054,
+                 sigma_min: float = 0.002, sigma_max: float = 80.0):
+        super().__init__(distance, huber_c, sigma_min, sigma_max)
+        self.total_steps, self.s0, self.s1 = total_steps, s0, s1
+        self.P_mean, self.P_std, self.rho = P_mean, P_std, rho
+
+    def target_decay(self, step: int) -> float | None:
+        return None
+
+    def levels(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ascending grid of N(step) levels and the probability of each adjacent pair."""
+        N = ict_num_levels(step, self.total_steps, self.s0, self.s1)
+        grid = karras_sigmas(N, self.sigma_min, self.sigma_max, self.rho).flip(0)
+        return grid, lognormal_level_probs(grid, self.P_mean, self.P_std)
+
+    def __call__(self, model, x, cond=None, *, step: int = 0, target=None) -> torch.Tensor:
+        grid, probs = self.levels(step)
+        i = torch.multinomial(probs.float(), x.shape[0], replacement=True).to(x.device)
+        grid = grid.float().to(x.device)
+        s_lo, s_hi = grid[i], grid[i + 1]
+        z = torch.randn_like(x)
+        pred, tgt = self._pair(model, model, x + _bcast(s_hi, x) * z, s_hi, x + _bcast(s_lo, x) * z, s_lo, cond)
+        return self.dist(pred, tgt) / (s_hi - s_lo)
+
+
+class EasyConsistencyTuningLoss(_ConsistencyBase):
+    """Easy consistency tuning, ECT (Geng et al. 2024): start from the EDM teacher's weights;
+    t ~ lognormal(P_mean, P_std), r = ect_gap_r(t, stage) with the stage advancing every
+    ``stage_steps`` steps; shared noise for x_t and x_r; target = stop-gradient f(x_r, r) from the
+    same network, or the clean x where r = 0 (plain denoising); loss = d / (t - r)."""
+
+    def __init__(self, q: float = 2.0, stage_steps: int = 1000, P_mean: float = -1.1, P_std: float = 2.0,
+                 distance: str = "pseudo_huber", huber_c: float = 0.00054,
+                 sigma_min: float = 0.002, sigma_max: float = 80.0):
+        super().__init__(distance, huber_c, sigma_min, sigma_max)
+        self.q, self.stage_steps, self.P_mean, self.P_std = q, stage_steps, P_mean, P_std
+
+    def target_decay(self, step: int) -> float | None:
+        return None
+
+    def __call__(self, model, x, cond=None, *, step: int = 0, target=None) -> torch.Tensor:
+        t = (torch.randn(x.shape[0], device=x.device) * self.P_std + self.P_mean).exp()
+        t = t.clamp(self.sigma_min * 1.001, self.sigma_max)
+        r = ect_gap_r(t, step // self.stage_steps, self.q)
+        z = torch.randn_like(x)
+        # Where r falls below sigma_min the target is the data itself: f(x, 0) = x.
+        r_eval = r.clamp_min(self.sigma_min)
+        pred, tgt = self._pair(model, model, x + _bcast(t, x) * z, t, x + _bcast(r_eval, x) * z, r_eval, cond)
+        tgt = torch.where(_bcast(r <= self.sigma_min, x), x, tgt)
+        return self.dist(pred, tgt) / (t - torch.where(r <= self.sigma_min, torch.zeros_like(r), r))
+
+
+def build_objective(cfg: ObjectiveConfig, *, sigma_data: float, sigma_min: float, sigma_max: float,
+                    total_steps: int, teacher=None):
+    """The loss object for ``cfg.kind``; CD needs the frozen ``teacher`` (an EDM Denoiser)."""
+    common = dict(distance=cfg.distance, huber_c=cfg.huber_c, sigma_min=sigma_min, sigma_max=sigma_max)
+    if cfg.kind == "edm":
+        return EDMLoss(cfg.P_mean, cfg.P_std, sigma_data)
+    if cfg.kind == "cd":
+        if teacher is None:
+            raise ValueError("consistency distillation needs a teacher model (set teacher = PATH)")
+        return ConsistencyDistillationLoss(teacher, cfg.N, cfg.mu, cfg.rho, **common)
+    if cfg.kind == "ict":
+        return ConsistencyTrainingLoss(total_steps, cfg.s0, cfg.s1, cfg.ict_P_mean, cfg.ict_P_std, cfg.rho, **common)
+    if cfg.kind == "ect":
+        return EasyConsistencyTuningLoss(cfg.ect_q, cfg.ect_stage_steps, cfg.ect_P_mean, cfg.ect_P_std, **common)
+    raise ValueError(f"unknown objective {cfg.kind!r}")

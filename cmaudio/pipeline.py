@@ -1,0 +1,370 @@
+"""Pipeline: model file + mel statistics + vocoder -> waveforms. The one path every front end
+(python -m cmaudio.generate, the Python API, the Gradio demo, evaluate, bench) uses.
+
+    pipe = Pipeline.from_pretrained("digits")
+    out = pipe.generate(labels=["seven"] * 4, steps=2, seed=0)
+    out.waveforms  # [B, T] float32 at out.sample_rate
+
+Seeding: sample i of a call with seed s draws all its noise from a generator seeded with s + i, so
+it is the same clip whatever the batch size, the batch order or the other samples.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .audio import denormalise, load_audio, mel_spectrogram, normalise, num_frames
+from .checkpoint import CheckpointError, ModelFile, load_model
+from .config import ModelConfig
+from .sampling import check_sigmas, sample_consistency, sample_heun
+from .schedules import karras_sigmas
+
+__all__ = ["Pipeline", "GenerationOutput", "bundled_models", "resolve_model_path", "MAX_STEPS"]
+
+ASSETS = Path(__file__).parent / "assets"
+MAX_STEPS = 8  # consistency sampler steps; a teacher takes up to MAX_HEUN_STEPS Heun steps
+MAX_HEUN_STEPS = 256
+DEFAULT_MODEL = "digits"
+
+
+def bundled_models() -> list[str]:
+    """Names of the models shipped in cmaudio/assets (vocoders excluded)."""
+    return sorted(p.stem for p in ASSETS.glob("*.safetensors") if not p.stem.startswith("vocoder"))
+
+
+def resolve_model_path(name_or_path: str | Path) -> Path:
+    """A bundled name ("digits") or a path to a .safetensors model file."""
+    p = Path(name_or_path)
+    if p.suffix == ".safetensors" or p.exists() or "/" in str(name_or_path):
+        return p
+    if (ASSETS / f"{name_or_path}.safetensors").is_file():
+        return ASSETS / f"{name_or_path}.safetensors"
+    have = ", ".join(bundled_models()) or "none yet"
+    raise CheckpointError(f"unknown model {name_or_path!r}: bundled models: {have}; or give a path to a .safetensors file")
+
+
+def resolve_device(name: str | torch.device = "auto") -> torch.device:
+    name = str(name)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but CUDA is not available")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise ValueError(f"unknown device {name!r}: use auto, cpu or cuda")
+    return torch.device(name)
+
+
+@dataclass
+class GenerationOutput:
+    waveforms: torch.Tensor  # [B, T] float32
+    mels: torch.Tensor  # [B, n_mels, frames], normalised (model space)
+    sample_rate: int
+    metadata: list[dict] = field(default_factory=list)  # per sample: seed, label, sigmas, model, vocoder
+    seconds: float = 0.0  # wall time of the call
+
+    @property
+    def audio_seconds(self) -> float:
+        return self.waveforms.shape[0] * self.waveforms.shape[-1] / self.sample_rate
+
+    @property
+    def x_realtime(self) -> float:
+        return self.audio_seconds / max(self.seconds, 1e-9)
+
+
+class Pipeline:
+    """A loaded model with its mel statistics and a vocoder; see the module docstring."""
+
+    def __init__(self, model_file: ModelFile, vocoder, device: torch.device, name: str):
+        from .vocoder import check_compatible
+
+        check_compatible(vocoder, model_file.config.mel)
+        self.model = model_file.model.to(device).eval()
+        self.config: ModelConfig = model_file.config
+        self.vocoder = vocoder.to(device).eval()
+        self.device = device
+        self.name = name
+        self.step = model_file.step
+
+    # ------------------------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | Path = DEFAULT_MODEL, device: str | torch.device = "auto",
+                        vocoder: str | None = None) -> "Pipeline":
+        """Load a bundled model by name or a model file by path. ``vocoder``: a name ("griffinlim",
+        a bundled neural vocoder) or path; by default the bundled neural vocoder when its mel front
+        end matches the model's, else Griffin-Lim."""
+        from .vocoder import default_vocoder_for, load_vocoder
+
+        dev = resolve_device(device)
+        path = resolve_model_path(name_or_path)
+        mf = load_model(path, device="cpu")
+        voc = load_vocoder(vocoder, mf.config.mel) if vocoder else default_vocoder_for(mf.config.mel)
+        name = str(name_or_path) if not Path(str(name_or_path)).exists() else path.name
+        return cls(mf, voc, dev, name)
+
+    @property
+    def sample_rate(self) -> int:
+        return self.config.mel.sample_rate
+
+    @property
+    def is_consistency(self) -> bool:
+        return self.config.precond.kind == "consistency"
+
+    @property
+    def labels(self) -> list[str]:
+        """Valid label strings: class names of a one-factor model; for several factors the first
+        factor's names (the others default to their null class) -- see parse_label."""
+        return list(self.config.classes[0]) if self.config.classes else []
+
+    @property
+    def clip_seconds(self) -> float:
+        return (self.config.frames - 1) * self.config.mel.hop_length / self.sample_rate
+
+    # ------------------------------------------------------------------------------------------
+    def parse_label(self, label: str | None) -> list[int]:
+        """"seven" -> [7]; for factored models "60:guitar" (fields in order, trailing ones may be
+        omitted and take the null class). None -> all null."""
+        sizes = self.config.cond_sizes
+        if label is None:
+            return list(sizes)
+        if not sizes:
+            raise ValueError(f"model {self.name!r} is unconditional: it takes no label (got {label!r})")
+        parts = str(label).split(":")
+        if len(parts) > len(sizes):
+            raise ValueError(f"label {label!r} has {len(parts)} parts; this model has {len(sizes)}: {':'.join(self.config.cond_fields)}")
+        out = list(sizes)
+        for k, part in enumerate(parts):
+            names = self.config.classes[k]
+            if part not in names:
+                shown = ", ".join(names[:40]) + (" ..." if len(names) > 40 else "")
+                raise ValueError(f"unknown {self.config.cond_fields[k]} {part!r}: valid: {shown}")
+            out[k] = names.index(part)
+        return out
+
+    def sigmas_for(self, steps: int | None = None, sigmas: Sequence[float] | None = None) -> list[float]:
+        """The sampler's sigma list: given explicitly, else the model file's recommendation for
+        ``steps``, else a Karras grid. For an EDM teacher, the Heun grid of ``steps`` levels."""
+        p = self.config.precond
+        if sigmas is not None:
+            return check_sigmas(sigmas, p.sigma_min, p.sigma_max)
+        steps = 2 if steps is None else int(steps)
+        limit = MAX_STEPS if self.is_consistency else MAX_HEUN_STEPS
+        if not 1 <= steps <= limit:
+            raise ValueError(f"steps must be between 1 and {limit}, got {steps}")
+        if not self.is_consistency:
+            return karras_sigmas(steps, p.sigma_min, p.sigma_max).tolist() if steps > 1 else [p.sigma_max]
+        if str(steps) in self.config.sigmas:
+            return check_sigmas(self.config.sigmas[str(steps)], p.sigma_min, p.sigma_max)
+        return karras_sigmas(steps + 1, p.sigma_min, p.sigma_max).tolist()[:-1]
+
+    def calls(self, sigmas: Sequence[float]) -> int:
+        """Network calls of one sample with these sigmas (k for consistency, 2k - 1 for Heun)."""
+        return len(sigmas) if self.is_consistency else 2 * len(sigmas) - 1
+
+    def _noise(self, seeds: Sequence[int], n_draws: int, frames: int) -> torch.Tensor:
+        """[n_draws, B, n_mels, frames]: draw j of sample i from the generator seeded with seeds[i]."""
+        shape = (n_draws, self.config.mel.n_mels, frames)
+        z = torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(int(s))) for s in seeds], 1)
+        return z.to(self.device)
+
+    def _autocast(self):
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return torch.autocast("cpu", enabled=False)
+
+    @torch.inference_mode()
+    def _sample(self, seeds, cond, sigmas, frames, init=None, known=None, mask=None) -> torch.Tensor:
+        """One batch of normalised mels [B, n_mels, frames]."""
+        draws = len(sigmas) if self.is_consistency else 1
+        z = self._noise(seeds, draws, frames)
+        with self._autocast():
+            if self.is_consistency:
+                p = self.config.precond
+                x = sample_consistency(self.model, z[0], sigmas, cond, sigma_min=p.sigma_min,
+                                       renoise=z[1:], init=init, known=known, mask=mask)
+            else:
+                if init is not None or mask is not None:
+                    raise ValueError("editing needs a consistency model; this is an EDM teacher")
+                x = sample_heun(self.model, z[0], sigmas, cond)
+        return x.float()
+
+    @torch.inference_mode()
+    def vocode(self, mels: torch.Tensor) -> torch.Tensor:
+        """Normalised mels [B, n_mels, frames] -> wav [B, T]."""
+        logmel = denormalise(mels.float(), self.config.stats)
+        return self.vocoder(logmel.to(self.device)).float()
+
+    def _cond(self, labels: Sequence[str | None]) -> torch.Tensor | None:
+        if not self.config.cond_sizes:
+            return None
+        return torch.tensor([self.parse_label(lb) for lb in labels], dtype=torch.long, device=self.device)
+
+    def _meta(self, seed, label, sigmas) -> dict:
+        return {"seed": int(seed), "label": label, "sigmas": [float(s) for s in sigmas], "steps": len(sigmas),
+                "calls": self.calls(sigmas), "model": self.name, "vocoder": self.vocoder.name}
+
+    # ------------------------------------------------------------------------------------------
+    def generate(self, labels: Sequence[str | None] | None = None, n: int | None = None, steps: int | None = 2,
+                 sigmas: Sequence[float] | None = None, seed: int = 0, batch_size: int = 16,
+                 duration: float | None = None, progress: bool = False) -> GenerationOutput:
+        """Generate clips. ``labels``: one label per clip; or ``n`` clips (with no labels on a
+        conditional model, the classes of the first factor in turn). ``duration`` (seconds) beyond
+        the model's clip length renders long audio by overlapping continuation."""
+        t0 = time.perf_counter()
+        if labels is None:
+            count = len(self.labels) if n is None and self.labels else (n or 1)
+            labels = [self.labels[i % len(self.labels)] if self.labels else None for i in range(count)]
+        labels = list(labels)
+        if not labels:
+            raise ValueError("nothing to generate: give labels or n >= 1")
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        sig = self.sigmas_for(steps, sigmas)
+        for lb in labels:
+            self.parse_label(lb)
+        seeds = [seed + i for i in range(len(labels))]
+        frames = self.config.frames
+        if duration is not None:
+            if duration <= 0:
+                raise ValueError("duration must be positive")
+            frames = num_frames(int(round(duration * self.sample_rate)), self.config.mel)
+        mels = []
+        chunks = range(0, len(labels), batch_size)
+        if progress:
+            from tqdm import tqdm
+
+            chunks = tqdm(chunks, desc="generate", unit="batch", total=math.ceil(len(labels) / batch_size))
+        for i in chunks:
+            s, lb = seeds[i : i + batch_size], labels[i : i + batch_size]
+            cond = self._cond(lb)
+            if frames <= self.config.frames:
+                mels.append(self._sample(s, cond, sig, self.config.frames)[..., :frames])
+            else:
+                mels.append(self._long(s, cond, sig, frames))
+        mel = torch.cat(mels)
+        wav = torch.cat([self.vocode(mel[i : i + batch_size]) for i in range(0, len(mel), batch_size)])
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        meta = [self._meta(s, lb, sig) for s, lb in zip(seeds, labels)]
+        return GenerationOutput(wav.cpu(), mel.cpu(), self.sample_rate, meta, time.perf_counter() - t0)
+
+    def _long(self, seeds, cond, sigmas, frames: int, context: torch.Tensor | None = None) -> torch.Tensor:
+        """Render ``frames`` frames window by window: each new window keeps the last half of the
+        previous one as known context (soft-masked, so the join is a cross-fade inside the
+        sampler) and generates the rest. Window seeds are derived from the sample seeds."""
+        W = self.config.frames
+        keep = W // 2  # context frames carried into each new window
+        fade = max(1, keep // 4)
+        mask = torch.zeros(1, 1, W, device=self.device)
+        mask[..., : keep - fade] = 1.0
+        mask[..., keep - fade : keep] = torch.linspace(1, 0, fade + 2, device=self.device)[1:-1]
+        if context is None:
+            out = self._sample(seeds, cond, sigmas, W)
+        else:
+            out = context
+        w = 0
+        while out.shape[-1] < frames:
+            w += 1
+            known = torch.zeros(len(seeds), self.config.mel.n_mels, W, device=self.device)
+            known[..., :keep] = out[..., -keep:]
+            wseeds = [int(s) * 1000003 + w for s in seeds]
+            win = self._sample(wseeds, cond, sigmas, W, known=known, mask=mask)
+            out = torch.cat([out[..., :-keep], win], dim=-1)
+        return out[..., :frames]
+
+    # ------------------------------------------------------------------------------------------
+    # Editing: the same network, known frames put back after every call (sampling.py).
+
+    def _load(self, audio) -> torch.Tensor:
+        """A path, or a waveform [T] at the model's rate -> normalised mel [1, n_mels, frames]."""
+        wav = load_audio(audio, self.sample_rate) if isinstance(audio, (str, Path)) else torch.as_tensor(audio).float()
+        if wav.dim() != 1 or wav.numel() < self.config.mel.hop_length:
+            raise ValueError("audio must be a mono clip of at least one hop of samples")
+        if not torch.isfinite(wav).all():
+            raise ValueError("audio contains NaN or infinite samples")
+        return normalise(mel_spectrogram(wav, self.config.mel), self.config.stats)[None].to(self.device), wav
+
+    def _edit_sigmas(self, steps, sigmas, below: float | None = None) -> list[float]:
+        sig = self.sigmas_for(steps, sigmas)
+        if below is not None:
+            sig = [below] + [s for s in sig[1:] if s < below]
+        return sig
+
+    def _splice(self, original: torch.Tensor, generated: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        """Waveform: the original samples where ``keep`` (per-sample 0..1 weight) is 1, the
+        vocoded ones where it is 0, cross-faded in between."""
+        T = generated.shape[-1]
+        orig = torch.nn.functional.pad(original, (0, max(0, T - original.shape[-1])))[:T]
+        return keep[:T] * orig + (1 - keep[:T]) * generated
+
+    def _sample_mask(self, frame_mask: torch.Tensor, T: int, fade_s: float = 0.01) -> torch.Tensor:
+        """Frame mask [frames] -> per-sample weight [T], smoothed over ``fade_s`` seconds."""
+        hop = self.config.mel.hop_length
+        m = frame_mask.float().cpu().repeat_interleave(hop)[:T]
+        m = torch.nn.functional.pad(m, (0, max(0, T - m.numel())), value=float(m[-1]) if m.numel() else 0.0)
+        k = max(1, int(fade_s * self.sample_rate))
+        m = torch.nn.functional.avg_pool1d(m[None, None], 2 * k + 1, 1, padding=k, count_include_pad=False)[0, 0]
+        return (m >= 0.999).float() * m  # only fully-known regions keep the original samples
+
+    def inpaint(self, audio, start_s: float, end_s: float, steps: int | None = 2, seed: int = 0,
+                label: str | None = None, sigmas: Sequence[float] | None = None) -> GenerationOutput:
+        """Regenerate the span [start_s, end_s) of a clip; the rest of its mel stays exactly."""
+        t0 = time.perf_counter()
+        mel, wav = self._load(audio)
+        F = mel.shape[-1]
+        fps = self.config.mel.frames_per_second
+        a, b = int(math.floor(start_s * fps)), int(math.ceil(end_s * fps))
+        if not (0 <= start_s < end_s) or a >= F:
+            raise ValueError(f"need 0 <= start < end within the clip ({F / fps:.2f} s), got {start_s}, {end_s}")
+        mask = torch.ones(1, 1, F, device=self.device)
+        mask[..., a : min(b, F)] = 0
+        sig = self._edit_sigmas(steps, sigmas)
+        out = self._sample([seed], self._cond([label]), sig, F, known=mel, mask=mask)
+        gen = self.vocode(out)[0].cpu()
+        wav_out = self._splice(wav, gen, self._sample_mask(mask[0, 0], gen.shape[-1]))
+        return GenerationOutput(wav_out[None], out.cpu(), self.sample_rate, [self._meta(seed, label, sig)],
+                                time.perf_counter() - t0)
+
+    def continue_audio(self, audio, seconds: float, steps: int | None = 2, seed: int = 0,
+                       label: str | None = None, sigmas: Sequence[float] | None = None) -> GenerationOutput:
+        """Extend a clip by ``seconds``; the output begins with the given clip (outpainting)."""
+        t0 = time.perf_counter()
+        if seconds <= 0:
+            raise ValueError("seconds must be positive")
+        mel, wav = self._load(audio)
+        F = mel.shape[-1]
+        total = F + int(math.ceil(seconds * self.config.mel.frames_per_second))
+        sig = self._edit_sigmas(steps, sigmas)
+        out = self._long([seed], self._cond([label]), sig, total, context=mel)
+        out[..., :F] = mel  # the given clip's frames, exactly
+        gen = self.vocode(out)[0].cpu()
+        keep = self._sample_mask((torch.arange(total) < F - 1).float(), gen.shape[-1])
+        wav_out = self._splice(wav, gen, keep)
+        return GenerationOutput(wav_out[None], out.cpu(), self.sample_rate, [self._meta(seed, label, sig)],
+                                time.perf_counter() - t0)
+
+    def variation(self, audio, strength: float, steps: int | None = 2, seed: int = 0,
+                  label: str | None = None, sigmas: Sequence[float] | None = None) -> GenerationOutput:
+        """Re-noise a clip to a level set by ``strength`` in [0, 1] (log-interpolated between
+        sigma_min and sigma_max) and resample from there (SDEdit-style). Strength 0 returns the
+        input mel unchanged."""
+        t0 = time.perf_counter()
+        if not 0.0 <= strength <= 1.0:
+            raise ValueError(f"strength must be in [0, 1], got {strength}")
+        mel, wav = self._load(audio)
+        p = self.config.precond
+        if strength == 0:
+            return GenerationOutput(wav[None].clone(), mel.cpu(), self.sample_rate, [self._meta(seed, label, [])],
+                                    time.perf_counter() - t0)
+        tau = math.exp(math.log(p.sigma_min) + strength * (math.log(p.sigma_max) - math.log(p.sigma_min)))
+        tau = min(max(tau, p.sigma_min * 1.0001), p.sigma_max)
+        sig = self._edit_sigmas(steps, sigmas, below=tau)
+        out = self._sample([seed], self._cond([label]), sig, mel.shape[-1], init=mel)
+        gen = self.vocode(out)
+        return GenerationOutput(gen.cpu(), out.cpu(), self.sample_rate, [self._meta(seed, label, sig)],
+                                time.perf_counter() - t0)

@@ -1,0 +1,73 @@
+"""Figures people would rather look at than read: spectrogram grids, loss curves, quality versus
+network calls. matplotlib is an optional extra, imported inside each function (never by
+``import cmaudio``); each function writes a png and returns its path."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from .audio import MelConfig
+
+__all__ = ["spectrogram_grid", "loss_curves"]
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def spectrogram_grid(
+    logmels: torch.Tensor, titles: Sequence[str], path: str | Path, mel: MelConfig = MelConfig(), cols: int = 5
+) -> Path:
+    """Raw log-mels [B, n_mels, frames] as a grid of images, time in seconds, mel band upwards."""
+    plt = _pyplot()
+    logmels = logmels.detach().float().cpu()
+    n = logmels.shape[0]
+    cols = max(1, min(cols, n))
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols, 2.0 * rows), squeeze=False)
+    seconds = logmels.shape[-1] / mel.frames_per_second
+    vmin, vmax = mel.log_floor, max(float(logmels.max()), mel.log_floor + 1)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < n:
+            ax.imshow(logmels[i].numpy(), origin="lower", aspect="auto", cmap="magma",
+                      vmin=vmin, vmax=vmax, extent=(0, seconds, 0, mel.n_mels))
+            ax.set_title(str(titles[i]) if i < len(titles) else "", fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+def loss_curves(runs: dict[str, str | Path], path: str | Path, smooth: int = 10) -> Path:
+    """Training loss against step for each named run directory (its log.jsonl), log scale."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for name, run_dir in runs.items():
+        recs = [json.loads(x) for x in (Path(run_dir) / "log.jsonl").read_text().splitlines() if x.strip()]
+        steps = [r["step"] for r in recs]
+        loss = torch.tensor([r["loss"] for r in recs], dtype=torch.float64)
+        if smooth > 1 and len(loss) >= smooth:
+            loss = torch.nn.functional.avg_pool1d(loss[None, None], smooth, 1, padding=smooth // 2,
+                                                  count_include_pad=False)[0, 0, : len(steps)]
+        ax.plot(steps, loss.tolist(), label=name)
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,0 +1,57 @@
+"""python -m cmaudio.train CONFIG.toml [--set key=value ...] [--out RUN_DIR] [--resume] [--dry-run]
+
+Thin wrapper over cmaudio.training_loop.run. The same command under
+``torchrun --nproc_per_node=N`` trains with DDP (gloo on CPU, NCCL on GPU).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .cli import Parser, main_wrapper
+
+EXAMPLES = """examples:
+  python recipes/tones/prepare.py --out data/tones
+  python -m cmaudio.train recipes/tones/teacher.toml --out runs/tones-teacher
+  python -m cmaudio.train recipes/tones/student.toml --set teacher=runs/tones-teacher/model.safetensors --out runs/tones-student
+  python -m cmaudio.train recipes/tones/teacher.toml --out runs/tones-teacher --resume
+  torchrun --nproc_per_node=2 -m cmaudio.train recipes/tones/teacher.toml --out runs/tones-ddp
+  python -m cmaudio.train recipes/tones/teacher.toml --set run.steps=10 --dry-run
+"""
+
+
+def _body(argv: Sequence[str] | None) -> int:
+    from .config import load_config, to_dict
+
+    p = Parser("cmaudio.train", "Train a teacher (EDM) or a consistency model (CD, iCT, ECT).", EXAMPLES)
+    p.add_argument("config", help="recipe TOML file")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. run.steps=100 or data.root=data/tones (repeatable)")
+    p.add_argument("--out", default=None, help="run directory (default: runs/<name>)")
+    p.add_argument("--resume", action="store_true", help="continue exactly from RUN_DIR/state.pt")
+    p.add_argument("--dry-run", action="store_true", help="resolve and print the config, train nothing")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = p.parse_args(argv)
+
+    cfg = load_config(args.config, args.overrides)
+    run_dir = Path(args.out or os.path.join("runs", cfg.name))
+    if args.dry_run:
+        print(json.dumps(to_dict(cfg), indent=2))
+        print(f"dry run: would train {cfg.objective.kind} for {cfg.run.steps} steps into {run_dir}", file=sys.stderr)
+        return 0
+    from .training_loop import run
+
+    run(cfg, run_dir, resume=args.resume, progress=not args.no_progress)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return main_wrapper("cmaudio.train", _body, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
