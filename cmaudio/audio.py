@@ -62,9 +62,7 @@ class MelConfig:
         if self.win_length > self.n_fft:
             raise ValueError(f"mel.win_length ({self.win_length}) must not exceed n_fft ({self.n_fft})")
         if not 0 <= self.f_min < self.f_max <= self.sample_rate / 2:
-            raise ValueError(
-                f"mel: need 0 <= f_min < f_max <= sample_rate/2, got {self.f_min}, {self.f_max}"
-            )
+            raise ValueError(f"mel: need 0 <= f_min < f_max <= sample_rate/2, got {self.f_min}, {self.f_max}")
         if self.log_clamp <= 0:
             raise ValueError("mel.log_clamp must be positive")
 

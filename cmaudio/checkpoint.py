@@ -120,7 +120,9 @@ def read_metadata(path: str | os.PathLike) -> tuple[dict[str, str], ModelConfig]
         with safe_open(str(path), framework="pt") as fh:
             meta = fh.metadata() or {}
     except Exception as exc:
-        raise CheckpointError(f"{path}: not a cmaudio model file (unreadable safetensors: {_first_line(exc)})") from None
+        raise CheckpointError(
+            f"{path}: not a cmaudio model file (unreadable safetensors: {_first_line(exc)})"
+        ) from None
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path}: unknown model format {meta.get('format')!r} (expected {FORMAT!r})")
     try:

@@ -17,8 +17,9 @@ class UsageError(ValueError):
 
 class Parser(argparse.ArgumentParser):
     def __init__(self, prog: str, description: str, epilog: str = ""):
-        super().__init__(prog=prog, description=description, epilog=epilog,
-                         formatter_class=argparse.RawDescriptionHelpFormatter)
+        super().__init__(
+            prog=prog, description=description, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
 
     def error(self, message: str):  # argparse prints usage lines; one line is enough
         print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)

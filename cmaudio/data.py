@@ -178,9 +178,7 @@ def _index_folders(root: Path, fields: tuple[str, ...]) -> list[Item]:
     for dirpath, dirnames, filenames in os.walk(root):
         top = Path(dirpath) == root
         # Pruning in place stops os.walk descending into ignored folders (the cache among them).
-        dirnames[:] = [
-            d for d in dirnames if not d.startswith(".") and not (top and d.startswith("_"))
-        ]
+        dirnames[:] = [d for d in dirnames if not d.startswith(".") and not (top and d.startswith("_"))]
         for name in filenames:
             if not _is_audio(name):
                 continue
@@ -191,9 +189,7 @@ def _index_folders(root: Path, fields: tuple[str, ...]) -> list[Item]:
                     "use label_fields=() for unlabelled audio)"
                 )
             label = rel.split("/", 1)[0]
-            items.append(
-                Item(str(root / rel), (label,) if fields else (), splits.get(rel, "train"))
-            )
+            items.append(Item(str(root / rel), (label,) if fields else (), splits.get(rel, "train")))
     return items
 
 
@@ -247,9 +243,7 @@ def _index_manifest(root: Path, manifest: str, fields: tuple[str, ...]) -> list[
         for field in fields:
             value = record.get(field)
             if value is None or value == "":
-                raise _missing_field(
-                    where, field, [k for k in record if k not in ("path", "split")]
-                )
+                raise _missing_field(where, field, [k for k in record if k not in ("path", "split")])
             labels.append(str(value))
         split = str(record.get("split") or "train")
         items.append(Item(str(root / str(record["path"])), tuple(labels), split))
@@ -273,9 +267,7 @@ def _index_nsynth(root: Path, fields: tuple[str, ...]) -> list[Item]:
         for field in fields:
             value = record.get(_NSYNTH_FIELDS.get(field, field))
             if value is None:
-                raise _missing_field(
-                    f"{index_path} entry {note!r}", field, sorted(set(_NSYNTH_FIELDS) | set(record))
-                )
+                raise _missing_field(f"{index_path} entry {note!r}", field, sorted(set(_NSYNTH_FIELDS) | set(record)))
             labels.append(str(value))
         items.append(Item(str(root / "audio" / f"{note}.wav"), tuple(labels), split))
     return items
@@ -284,8 +276,7 @@ def _index_nsynth(root: Path, fields: tuple[str, ...]) -> list[Item]:
 def _index_ljspeech(root: Path, fields: tuple[str, ...]) -> list[Item]:
     if fields:
         raise DatasetError(
-            f"{root} (ljspeech layout): no label field {fields[0]!r}; LJSpeech is unconditional, "
-            "use label_fields=()"
+            f"{root} (ljspeech layout): no label field {fields[0]!r}; LJSpeech is unconditional, use label_fields=()"
         )
     ids = []
     for line in (root / "metadata.csv").read_text(encoding="utf-8").splitlines():
@@ -410,10 +401,7 @@ class AudioFolder(Dataset):
             data = self._build(items, classes, crop, progress)
             if not data["paths"]:
                 shown = ", ".join(f"{p} ({r})" for p, r in data["skipped"][:_SHOW_SKIPPED])
-                raise DatasetError(
-                    f"no usable audio in {where}: {len(data['skipped'])} files skipped, "
-                    f"e.g. {shown}"
-                )
+                raise DatasetError(f"no usable audio in {where}: {len(data['skipped'])} files skipped, e.g. {shown}")
             if cache_path is not None:
                 self._write_cache(cache_path, data)
 
@@ -507,13 +495,9 @@ class AudioFolder(Dataset):
             batch.clear()
 
         # tqdm's disable=None hides the bar when stderr is not a terminal (logs, CI).
-        bar = tqdm(
-            items, desc=f"loading {self.root.name}", unit="file", disable=None if progress else True
-        )
+        bar = tqdm(items, desc=f"loading {self.root.name}", unit="file", disable=None if progress else True)
         for it in bar:
-            if classes is not None and any(
-                lab not in table for lab, table in zip(it.labels, lookup)
-            ):
+            if classes is not None and any(lab not in table for lab, table in zip(it.labels, lookup)):
                 skipped.append([it.path, "unknown label"])
                 continue
             if not os.path.exists(it.path):
@@ -543,9 +527,7 @@ class AudioFolder(Dataset):
             mels = mels[:n].clone()
             wavs = wavs[:n].clone() if wavs is not None else None
         if classes is None:
-            classes = tuple(
-                _class_order({it.labels[k] for it in kept}) for k in range(len(self.cond_fields))
-            )
+            classes = tuple(_class_order({it.labels[k] for it in kept}) for k in range(len(self.cond_fields)))
             lookup = [{name: k for k, name in enumerate(names)} for names in classes]
         labels = torch.tensor(
             [[table[lab] for lab, table in zip(it.labels, lookup)] for it in kept], dtype=torch.long
@@ -597,7 +579,7 @@ class AudioFolder(Dataset):
         try:
             data = torch.load(path, map_location="cpu", weights_only=True)
             self._check_cache(data, names)
-        except Exception as exc:  # noqa: BLE001 - torch.load raises many types on a torn file
+        except Exception as exc:
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             log.warning("ignoring unusable cache file %s (%s); rebuilding", path, reason)
             return None
@@ -618,9 +600,7 @@ class AudioFolder(Dataset):
         if tuple(data["labels"].shape) != (n, k) or len(data["classes"]) != k:
             raise ValueError("labels of the wrong shape")
         wavs = data["wavs"]
-        if self.keep_wav != (wavs is not None) or (
-            wavs is not None and tuple(wavs.shape) != (n, self.num_samples)
-        ):
+        if self.keep_wav != (wavs is not None) or (wavs is not None and tuple(wavs.shape) != (n, self.num_samples)):
             raise ValueError("waveforms of the wrong shape")
         listed = list(data["paths"]) + [s[0] for s in data["skipped"]]
         if n == 0 or not all(isinstance(s, list) and len(s) == 2 for s in data["skipped"]):

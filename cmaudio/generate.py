@@ -54,8 +54,12 @@ def _body(argv: Sequence[str] | None) -> int:
     p.add_argument("--seed", type=int, default=0, help="first seed; clip k uses seed + k")
     p.add_argument("--steps", type=int, default=None, help="sampler steps (network calls), 1 to 8; default 2")
     p.add_argument("--sigmas", default=None, help="explicit decreasing sigma list, e.g. 80,0.8 (overrides --steps)")
-    p.add_argument("--duration", type=float, default=None, help="seconds per clip; longer than the model's clip "
-                   "renders by overlapping continuation")
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="seconds per clip; longer than the model's clip renders by overlapping continuation",
+    )
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--vocoder", default=None, help="griffinlim, a bundled vocoder name or a path (default: best match)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -100,9 +104,15 @@ def _body(argv: Sequence[str] | None) -> int:
 
     from .audio import peak_normalise, save_audio
 
-    result = pipe.generate(labels=labels, sigmas=sig if pipe.is_consistency or sigmas else None,
-                           steps=a.steps if not (pipe.is_consistency or sigmas) else None,
-                           seed=a.seed, batch_size=a.batch_size, duration=a.duration, progress=not a.quiet)
+    result = pipe.generate(
+        labels=labels,
+        sigmas=sig if pipe.is_consistency or sigmas else None,
+        steps=a.steps if not (pipe.is_consistency or sigmas) else None,
+        seed=a.seed,
+        batch_size=a.batch_size,
+        duration=a.duration,
+        progress=not a.quiet,
+    )
     t_write = time.perf_counter()
     files = []
     for wav, meta in zip(result.waveforms, result.metadata):
@@ -116,13 +126,23 @@ def _body(argv: Sequence[str] | None) -> int:
         from .audio import denormalise
         from .plots import spectrogram_grid
 
-        spectrogram_grid(denormalise(result.mels, pipe.config.stats), [f["file"] for f in files],
-                         out / "spectrograms.png", pipe.config.mel)
+        spectrogram_grid(
+            denormalise(result.mels, pipe.config.stats),
+            [f["file"] for f in files],
+            out / "spectrograms.png",
+            pipe.config.mel,
+        )
     wall = result.seconds + (time.perf_counter() - t_write)
     manifest = {
-        "model": pipe.name, "model_step": pipe.step, "vocoder": pipe.vocoder.name, "device": str(pipe.device),
-        "sample_rate": result.sample_rate, "files": files, "wall_seconds": wall,
-        "audio_seconds": result.audio_seconds, "x_realtime": result.audio_seconds / max(wall, 1e-9),
+        "model": pipe.name,
+        "model_step": pipe.step,
+        "vocoder": pipe.vocoder.name,
+        "device": str(pipe.device),
+        "sample_rate": result.sample_rate,
+        "files": files,
+        "wall_seconds": wall,
+        "audio_seconds": result.audio_seconds,
+        "x_realtime": result.audio_seconds / max(wall, 1e-9),
     }
     from .checkpoint import atomic_write
 

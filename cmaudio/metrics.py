@@ -6,7 +6,6 @@ strongest partial) and ``cents`` (signed distance between two frequencies).
 
 from __future__ import annotations
 
-
 import torch
 
 __all__ = ["dominant_frequency", "cents", "silence_rate", "clipping_rate"]
@@ -42,3 +41,8 @@ def clipping_rate(wav: torch.Tensor, threshold: float = 0.999) -> float:
     return float((wav.abs().amax(-1) >= threshold).float().mean())
 
 
+def pitch_hits(
+    wav: torch.Tensor, sample_rate: int, target_hz: torch.Tensor, tolerance_cents: float = 100.0
+) -> torch.Tensor:
+    """Whether each clip's dominant frequency is within ``tolerance_cents`` of its target: [B] bool."""
+    return cents(dominant_frequency(wav, sample_rate), target_hz).abs() < tolerance_cents

@@ -3,7 +3,9 @@
 Every objective has the signature ``loss(model, x, cond=None, *, step=0, target=None) -> [B]``:
 ``model`` is the preconditioned network being trained (precond.Denoiser), ``x`` a batch of clean
 normalised mels [B, n_mels, frames], ``step`` the optimiser step (curricula), and ``target`` the
-target network that consistency distillation keeps as an EMA of the student. ``target_decay(step)``
+network that evaluates the stop-gradient target: for consistency distillation an EMA of the
+student, for iCT and ECT the student itself (the default when None; the training loop passes the
+module without its DDP wrapper). ``target_decay(step)``
 tells the training loop which EMA rate to keep that target at, or None when no target is needed.
 The objectives know nothing of samplers' step lists or of the training loop.
 """
@@ -100,8 +102,17 @@ class ConsistencyDistillationLoss(_ConsistencyBase):
     N-level Karras grid; one Heun step of the frozen teacher's PF-ODE gives x_lo from x_hi; loss
     d(f_theta(x_hi, s_hi), f_target(x_lo, s_lo)) with the target an EMA (mu) of the student."""
 
-    def __init__(self, teacher, N: int = 50, mu: float = 0.95, rho: float = 7.0, distance: str = "pseudo_huber",
-                 huber_c: float = 0.00054, sigma_min: float = 0.002, sigma_max: float = 80.0):
+    def __init__(
+        self,
+        teacher,
+        N: int = 50,
+        mu: float = 0.95,
+        rho: float = 7.0,
+        distance: str = "pseudo_huber",
+        huber_c: float = 0.00054,
+        sigma_min: float = 0.002,
+        sigma_max: float = 80.0,
+    ):
         super().__init__(distance, huber_c, sigma_min, sigma_max)
         self.teacher = teacher
         self.mu = mu
@@ -128,9 +139,19 @@ class ConsistencyTrainingLoss(_ConsistencyBase):
     discretised lognormal (eq. 6), weight 1 / (s_hi - s_lo), pseudo-Huber on the whole sample,
     the same z for both noise levels."""
 
-    def __init__(self, total_steps: int, s0: int = 10, s1: int = 1280, P_mean: float = -1.1, P_std: float = 2.0,
-                 rho: float = 7.0, distance: str = "pseudo_huber", huber_c: float = 0.00054,
-                 sigma_min: float = 0.002, sigma_max: float = 80.0):
+    def __init__(
+        self,
+        total_steps: int,
+        s0: int = 10,
+        s1: int = 1280,
+        P_mean: float = -1.1,
+        P_std: float = 2.0,
+        rho: float = 7.0,
+        distance: str = "pseudo_huber",
+        huber_c: float = 0.00054,
+        sigma_min: float = 0.002,
+        sigma_max: float = 80.0,
+    ):
         super().__init__(distance, huber_c, sigma_min, sigma_max)
         self.total_steps, self.s0, self.s1 = total_steps, s0, s1
         self.P_mean, self.P_std, self.rho = P_mean, P_std, rho
@@ -150,7 +171,9 @@ class ConsistencyTrainingLoss(_ConsistencyBase):
         grid = grid.float().to(x.device)
         s_lo, s_hi = grid[i], grid[i + 1]
         z = torch.randn_like(x)
-        pred, tgt = self._pair(model, model, x + _bcast(s_hi, x) * z, s_hi, x + _bcast(s_lo, x) * z, s_lo, cond)
+        pred, tgt = self._pair(
+            model, target or model, x + _bcast(s_hi, x) * z, s_hi, x + _bcast(s_lo, x) * z, s_lo, cond
+        )
         return self.dist(pred, tgt) / (s_hi - s_lo)
 
 
@@ -160,9 +183,17 @@ class EasyConsistencyTuningLoss(_ConsistencyBase):
     ``stage_steps`` steps; shared noise for x_t and x_r; target = stop-gradient f(x_r, r) from the
     same network, or the clean x where r = 0 (plain denoising); loss = d / (t - r)."""
 
-    def __init__(self, q: float = 2.0, stage_steps: int = 1000, P_mean: float = -1.1, P_std: float = 2.0,
-                 distance: str = "pseudo_huber", huber_c: float = 0.00054,
-                 sigma_min: float = 0.002, sigma_max: float = 80.0):
+    def __init__(
+        self,
+        q: float = 2.0,
+        stage_steps: int = 1000,
+        P_mean: float = -1.1,
+        P_std: float = 2.0,
+        distance: str = "pseudo_huber",
+        huber_c: float = 0.00054,
+        sigma_min: float = 0.002,
+        sigma_max: float = 80.0,
+    ):
         super().__init__(distance, huber_c, sigma_min, sigma_max)
         self.q, self.stage_steps, self.P_mean, self.P_std = q, stage_steps, P_mean, P_std
 
@@ -176,13 +207,14 @@ class EasyConsistencyTuningLoss(_ConsistencyBase):
         z = torch.randn_like(x)
         # Where r falls below sigma_min the target is the data itself: f(x, 0) = x.
         r_eval = r.clamp_min(self.sigma_min)
-        pred, tgt = self._pair(model, model, x + _bcast(t, x) * z, t, x + _bcast(r_eval, x) * z, r_eval, cond)
+        pred, tgt = self._pair(model, target or model, x + _bcast(t, x) * z, t, x + _bcast(r_eval, x) * z, r_eval, cond)
         tgt = torch.where(_bcast(r <= self.sigma_min, x), x, tgt)
         return self.dist(pred, tgt) / (t - torch.where(r <= self.sigma_min, torch.zeros_like(r), r))
 
 
-def build_objective(cfg: ObjectiveConfig, *, sigma_data: float, sigma_min: float, sigma_max: float,
-                    total_steps: int, teacher=None):
+def build_objective(
+    cfg: ObjectiveConfig, *, sigma_data: float, sigma_min: float, sigma_max: float, total_steps: int, teacher=None
+):
     """The loss object for ``cfg.kind``; CD needs the frozen ``teacher`` (an EDM Denoiser)."""
     common = dict(distance=cfg.distance, huber_c=cfg.huber_c, sigma_min=sigma_min, sigma_max=sigma_max)
     if cfg.kind == "edm":

@@ -46,7 +46,9 @@ def resolve_model_path(name_or_path: str | Path) -> Path:
     if (ASSETS / f"{name_or_path}.safetensors").is_file():
         return ASSETS / f"{name_or_path}.safetensors"
     have = ", ".join(bundled_models()) or "none yet"
-    raise CheckpointError(f"unknown model {name_or_path!r}: bundled models: {have}; or give a path to a .safetensors file")
+    raise CheckpointError(
+        f"unknown model {name_or_path!r}: bundled models: {have}; or give a path to a .safetensors file"
+    )
 
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:
@@ -93,8 +95,9 @@ class Pipeline:
 
     # ------------------------------------------------------------------------------------------
     @classmethod
-    def from_pretrained(cls, name_or_path: str | Path = DEFAULT_MODEL, device: str | torch.device = "auto",
-                        vocoder: str | None = None) -> "Pipeline":
+    def from_pretrained(
+        cls, name_or_path: str | Path = DEFAULT_MODEL, device: str | torch.device = "auto", vocoder: str | None = None
+    ) -> Pipeline:
         """Load a bundled model by name or a model file by path. ``vocoder``: a name ("griffinlim",
         a bundled neural vocoder) or path; by default the bundled neural vocoder when its mel front
         end matches the model's, else Griffin-Lim."""
@@ -127,7 +130,7 @@ class Pipeline:
 
     # ------------------------------------------------------------------------------------------
     def parse_label(self, label: str | None) -> list[int]:
-        """"seven" -> [7]; for factored models "60:guitar" (fields in order, trailing ones may be
+        """ "seven" -> [7]; for factored models "60:guitar" (fields in order, trailing ones may be
         omitted and take the null class). None -> all null."""
         sizes = self.config.cond_sizes
         if label is None:
@@ -136,7 +139,10 @@ class Pipeline:
             raise ValueError(f"model {self.name!r} is unconditional: it takes no label (got {label!r})")
         parts = str(label).split(":")
         if len(parts) > len(sizes):
-            raise ValueError(f"label {label!r} has {len(parts)} parts; this model has {len(sizes)}: {':'.join(self.config.cond_fields)}")
+            raise ValueError(
+                f"label {label!r} has {len(parts)} parts; this model has {len(sizes)}: "
+                f"{':'.join(self.config.cond_fields)}"
+            )
         out = list(sizes)
         for k, part in enumerate(parts):
             names = self.config.classes[k]
@@ -185,8 +191,17 @@ class Pipeline:
         with self._autocast():
             if self.is_consistency:
                 p = self.config.precond
-                x = sample_consistency(self.model, z[0], sigmas, cond, sigma_min=p.sigma_min,
-                                       renoise=z[1:], init=init, known=known, mask=mask)
+                x = sample_consistency(
+                    self.model,
+                    z[0],
+                    sigmas,
+                    cond,
+                    sigma_min=p.sigma_min,
+                    renoise=z[1:],
+                    init=init,
+                    known=known,
+                    mask=mask,
+                )
             else:
                 if init is not None or mask is not None:
                     raise ValueError("editing needs a consistency model; this is an EDM teacher")
@@ -205,13 +220,28 @@ class Pipeline:
         return torch.tensor([self.parse_label(lb) for lb in labels], dtype=torch.long, device=self.device)
 
     def _meta(self, seed, label, sigmas) -> dict:
-        return {"seed": int(seed), "label": label, "sigmas": [float(s) for s in sigmas], "steps": len(sigmas),
-                "calls": self.calls(sigmas), "model": self.name, "vocoder": self.vocoder.name}
+        return {
+            "seed": int(seed),
+            "label": label,
+            "sigmas": [float(s) for s in sigmas],
+            "steps": len(sigmas),
+            "calls": self.calls(sigmas),
+            "model": self.name,
+            "vocoder": self.vocoder.name,
+        }
 
     # ------------------------------------------------------------------------------------------
-    def generate(self, labels: Sequence[str | None] | None = None, n: int | None = None, steps: int | None = 2,
-                 sigmas: Sequence[float] | None = None, seed: int = 0, batch_size: int = 16,
-                 duration: float | None = None, progress: bool = False) -> GenerationOutput:
+    def generate(
+        self,
+        labels: Sequence[str | None] | None = None,
+        n: int | None = None,
+        steps: int | None = 2,
+        sigmas: Sequence[float] | None = None,
+        seed: int = 0,
+        batch_size: int = 16,
+        duration: float | None = None,
+        progress: bool = False,
+    ) -> GenerationOutput:
         """Generate clips. ``labels``: one label per clip; or ``n`` clips (with no labels on a
         conditional model, the classes of the first factor in turn). ``duration`` (seconds) beyond
         the model's clip length renders long audio by overlapping continuation."""
@@ -311,8 +341,16 @@ class Pipeline:
         m = torch.nn.functional.avg_pool1d(m[None, None], 2 * k + 1, 1, padding=k, count_include_pad=False)[0, 0]
         return (m >= 0.999).float() * m  # only fully-known regions keep the original samples
 
-    def inpaint(self, audio, start_s: float, end_s: float, steps: int | None = 2, seed: int = 0,
-                label: str | None = None, sigmas: Sequence[float] | None = None) -> GenerationOutput:
+    def inpaint(
+        self,
+        audio,
+        start_s: float,
+        end_s: float,
+        steps: int | None = 2,
+        seed: int = 0,
+        label: str | None = None,
+        sigmas: Sequence[float] | None = None,
+    ) -> GenerationOutput:
         """Regenerate the span [start_s, end_s) of a clip; the rest of its mel stays exactly."""
         t0 = time.perf_counter()
         mel, wav = self._load(audio)
@@ -327,11 +365,19 @@ class Pipeline:
         out = self._sample([seed], self._cond([label]), sig, F, known=mel, mask=mask)
         gen = self.vocode(out)[0].cpu()
         wav_out = self._splice(wav, gen, self._sample_mask(mask[0, 0], gen.shape[-1]))
-        return GenerationOutput(wav_out[None], out.cpu(), self.sample_rate, [self._meta(seed, label, sig)],
-                                time.perf_counter() - t0)
+        return GenerationOutput(
+            wav_out[None], out.cpu(), self.sample_rate, [self._meta(seed, label, sig)], time.perf_counter() - t0
+        )
 
-    def continue_audio(self, audio, seconds: float, steps: int | None = 2, seed: int = 0,
-                       label: str | None = None, sigmas: Sequence[float] | None = None) -> GenerationOutput:
+    def continue_audio(
+        self,
+        audio,
+        seconds: float,
+        steps: int | None = 2,
+        seed: int = 0,
+        label: str | None = None,
+        sigmas: Sequence[float] | None = None,
+    ) -> GenerationOutput:
         """Extend a clip by ``seconds``; the output begins with the given clip (outpainting)."""
         t0 = time.perf_counter()
         if seconds <= 0:
@@ -345,11 +391,19 @@ class Pipeline:
         gen = self.vocode(out)[0].cpu()
         keep = self._sample_mask((torch.arange(total) < F - 1).float(), gen.shape[-1])
         wav_out = self._splice(wav, gen, keep)
-        return GenerationOutput(wav_out[None], out.cpu(), self.sample_rate, [self._meta(seed, label, sig)],
-                                time.perf_counter() - t0)
+        return GenerationOutput(
+            wav_out[None], out.cpu(), self.sample_rate, [self._meta(seed, label, sig)], time.perf_counter() - t0
+        )
 
-    def variation(self, audio, strength: float, steps: int | None = 2, seed: int = 0,
-                  label: str | None = None, sigmas: Sequence[float] | None = None) -> GenerationOutput:
+    def variation(
+        self,
+        audio,
+        strength: float,
+        steps: int | None = 2,
+        seed: int = 0,
+        label: str | None = None,
+        sigmas: Sequence[float] | None = None,
+    ) -> GenerationOutput:
         """Re-noise a clip to a level set by ``strength`` in [0, 1] (log-interpolated between
         sigma_min and sigma_max) and resample from there (SDEdit-style). Strength 0 returns the
         input mel unchanged."""
@@ -359,12 +413,14 @@ class Pipeline:
         mel, wav = self._load(audio)
         p = self.config.precond
         if strength == 0:
-            return GenerationOutput(wav[None].clone(), mel.cpu(), self.sample_rate, [self._meta(seed, label, [])],
-                                    time.perf_counter() - t0)
+            return GenerationOutput(
+                wav[None].clone(), mel.cpu(), self.sample_rate, [self._meta(seed, label, [])], time.perf_counter() - t0
+            )
         tau = math.exp(math.log(p.sigma_min) + strength * (math.log(p.sigma_max) - math.log(p.sigma_min)))
         tau = min(max(tau, p.sigma_min * 1.0001), p.sigma_max)
         sig = self._edit_sigmas(steps, sigmas, below=tau)
         out = self._sample([seed], self._cond([label]), sig, mel.shape[-1], init=mel)
         gen = self.vocode(out)
-        return GenerationOutput(gen.cpu(), out.cpu(), self.sample_rate, [self._meta(seed, label, sig)],
-                                time.perf_counter() - t0)
+        return GenerationOutput(
+            gen.cpu(), out.cpu(), self.sample_rate, [self._meta(seed, label, sig)], time.perf_counter() - t0
+        )

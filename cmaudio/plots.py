@@ -39,8 +39,15 @@ def spectrogram_grid(
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < n:
-            ax.imshow(logmels[i].numpy(), origin="lower", aspect="auto", cmap="magma",
-                      vmin=vmin, vmax=vmax, extent=(0, seconds, 0, mel.n_mels))
+            ax.imshow(
+                logmels[i].numpy(),
+                origin="lower",
+                aspect="auto",
+                cmap="magma",
+                vmin=vmin,
+                vmax=vmax,
+                extent=(0, seconds, 0, mel.n_mels),
+            )
             ax.set_title(str(titles[i]) if i < len(titles) else "", fontsize=9)
     fig.tight_layout()
     path = Path(path)
@@ -58,8 +65,9 @@ def loss_curves(runs: dict[str, str | Path], path: str | Path, smooth: int = 10)
         steps = [r["step"] for r in recs]
         loss = torch.tensor([r["loss"] for r in recs], dtype=torch.float64)
         if smooth > 1 and len(loss) >= smooth:
-            loss = torch.nn.functional.avg_pool1d(loss[None, None], smooth, 1, padding=smooth // 2,
-                                                  count_include_pad=False)[0, 0, : len(steps)]
+            loss = torch.nn.functional.avg_pool1d(
+                loss[None, None], smooth, 1, padding=smooth // 2, count_include_pad=False
+            )[0, 0, : len(steps)]
         ax.plot(steps, loss.tolist(), label=name)
     ax.set_yscale("log")
     ax.set_xlabel("step")

@@ -80,7 +80,7 @@ class Denoiser(nn.Module):
         sizes = torch.tensor(self.config.cond_sizes, dtype=torch.long, device=device)
         return sizes.expand(batch, -1).clone()
 
-    def with_precond(self, kind: str) -> "Denoiser":
+    def with_precond(self, kind: str) -> Denoiser:
         """A new Denoiser with the same weights and another parametrisation (EDM teacher ->
         consistency student, as CD and ECT initialise from the teacher)."""
         cfg = dataclasses.replace(self.config, precond=dataclasses.replace(self.precond, kind=kind))

@@ -93,7 +93,9 @@ def heun_step(
 
 
 @torch.no_grad()
-def sample_heun(D: DenoiserFn, noise: torch.Tensor, sigmas: Sequence[float], cond: torch.Tensor | None = None) -> torch.Tensor:
+def sample_heun(
+    D: DenoiserFn, noise: torch.Tensor, sigmas: Sequence[float], cond: torch.Tensor | None = None
+) -> torch.Tensor:
     """Deterministic EDM sampler: Heun steps along ``sigmas`` (descending) and then to 0.
     N sigmas cost 2N - 1 calls (the last step, to sigma = 0, is Euler)."""
     sigmas = [float(s) for s in sigmas] + [0.0]

@@ -17,7 +17,8 @@ from .cli import Parser, main_wrapper
 EXAMPLES = """examples:
   python recipes/tones/prepare.py --out data/tones
   python -m cmaudio.train recipes/tones/teacher.toml --out runs/tones-teacher
-  python -m cmaudio.train recipes/tones/student.toml --set teacher=runs/tones-teacher/model.safetensors --out runs/tones-student
+  python -m cmaudio.train recipes/tones/student.toml --out runs/tones-student \\
+      --set teacher=runs/tones-teacher/model.safetensors
   python -m cmaudio.train recipes/tones/teacher.toml --out runs/tones-teacher --resume
   torchrun --nproc_per_node=2 -m cmaudio.train recipes/tones/teacher.toml --out runs/tones-ddp
   python -m cmaudio.train recipes/tones/teacher.toml --set run.steps=10 --dry-run
@@ -29,8 +30,14 @@ def _body(argv: Sequence[str] | None) -> int:
 
     p = Parser("cmaudio.train", "Train a teacher (EDM) or a consistency model (CD, iCT, ECT).", EXAMPLES)
     p.add_argument("config", help="recipe TOML file")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. run.steps=100 or data.root=data/tones (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. run.steps=100 or data.root=data/tones (repeatable)",
+    )
     p.add_argument("--out", default=None, help="run directory (default: runs/<name>)")
     p.add_argument("--resume", action="store_true", help="continue exactly from RUN_DIR/state.pt")
     p.add_argument("--dry-run", action="store_true", help="resolve and print the config, train nothing")

@@ -108,8 +108,10 @@ class _Dist:
         dist.all_gather_object(out, obj)
         return out
 
-    def close(self) -> None:
+    def close(self, clean: bool) -> None:
         if self.world > 1 and dist.is_initialized():
+            if clean:  # tearing down gloo while a peer is still in a collective aborts that peer
+                dist.barrier()
             dist.destroy_process_group()
 
 
@@ -163,8 +165,14 @@ def _load_data(cfg: TrainConfig, d: _Dist, classes):
     if not cfg.data.root:
         raise TrainingError("data.root is not set (use --set data.root=DIR)")
     kwargs = dict(
-        mel=cfg.mel, seconds=cfg.data.seconds, split=cfg.data.split, layout=cfg.data.layout,
-        manifest=cfg.data.manifest, label_fields=cfg.data.label_fields, classes=classes, cache=cfg.data.cache,
+        mel=cfg.mel,
+        seconds=cfg.data.seconds,
+        split=cfg.data.split,
+        layout=cfg.data.layout,
+        manifest=cfg.data.manifest,
+        label_fields=cfg.data.label_fields,
+        classes=classes,
+        cache=cfg.data.cache,
     )
     # Rank 0 builds the feature cache first; the others then read it.
     if d.main:
@@ -210,12 +218,20 @@ def _model_config(cfg: TrainConfig, ds, teacher_cfg: ModelConfig | None) -> Mode
         # from the teacher's weights); only the parametrisation and dropout are its own.
         net = dataclasses.replace(teacher_cfg.net, dropout=cfg.net.dropout, label_dropout=cfg.net.label_dropout)
         return dataclasses.replace(
-            teacher_cfg, net=net, precond=cfg.precond, frames=ds.mels.shape[-1],
+            teacher_cfg,
+            net=net,
+            precond=cfg.precond,
+            frames=ds.mels.shape[-1],
             sigmas=default_sigmas(cfg.precond.sigma_max),
         )
     return ModelConfig(
-        mel=cfg.mel, stats=ds.stats(), net=cfg.net, precond=cfg.precond, frames=ds.mels.shape[-1],
-        cond_fields=tuple(ds.cond_fields), classes=tuple(tuple(c) for c in ds.classes),
+        mel=cfg.mel,
+        stats=ds.stats(),
+        net=cfg.net,
+        precond=cfg.precond,
+        frames=ds.mels.shape[-1],
+        cond_fields=tuple(ds.cond_fields),
+        classes=tuple(tuple(c) for c in ds.classes),
         sigmas={} if cfg.precond.kind == "edm" else default_sigmas(cfg.precond.sigma_max),
     )
 
@@ -246,7 +262,9 @@ def _check_resumable(saved: dict, cfg: TrainConfig, path: Path) -> None:
             a = {k: v for k, v in (a or {}).items() if k not in _RESUMABLE_CHANGES}
             b = {k: v for k, v in b.items() if k not in _RESUMABLE_CHANGES}
         if a != b:
-            raise TrainingError(f"{path}: cannot resume with a different [{section}] config than the run was started with")
+            raise TrainingError(
+                f"{path}: cannot resume with a different [{section}] config than the run was started with"
+            )
 
 
 def run(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, progress: bool = True) -> RunResult:
@@ -254,9 +272,12 @@ def run(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, progress
     run_dir = Path(run_dir)
     d = _Dist(cfg.run.device)
     try:
-        return _run(cfg, run_dir, d, resume, progress)
-    finally:
-        d.close()
+        result = _run(cfg, run_dir, d, resume, progress)
+    except BaseException:
+        d.close(clean=False)
+        raise
+    d.close(clean=True)
+    return result
 
 
 def _run(cfg: TrainConfig, run_dir: Path, d: _Dist, resume: bool, progress: bool) -> RunResult:
@@ -277,7 +298,9 @@ def _run(cfg: TrainConfig, run_dir: Path, d: _Dist, resume: bool, progress: bool
     ds = _load_data(cfg, d, teacher.config.classes if teacher else None)
     mcfg = _model_config(cfg, ds, teacher.config if teacher else None)
     if teacher is not None and (tuple(ds.cond_fields) != mcfg.cond_fields):
-        raise TrainingError(f"{cfg.teacher}: the teacher is conditioned on {mcfg.cond_fields}, data on {ds.cond_fields}")
+        raise TrainingError(
+            f"{cfg.teacher}: the teacher is conditioned on {mcfg.cond_fields}, data on {ds.cond_fields}"
+        )
     stats: MelStats = mcfg.stats
     mels = normalise(ds.mels, stats).to(device)
     labels = ds.labels.to(device)
@@ -290,8 +313,12 @@ def _run(cfg: TrainConfig, run_dir: Path, d: _Dist, resume: bool, progress: bool
         model.load_state_dict(teacher.model.state_dict())
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     objective = build_objective(
-        cfg.objective, sigma_data=cfg.precond.sigma_data, sigma_min=cfg.precond.sigma_min,
-        sigma_max=cfg.precond.sigma_max, total_steps=cfg.run.steps, teacher=teacher.model if teacher else None,
+        cfg.objective,
+        sigma_data=cfg.precond.sigma_data,
+        sigma_min=cfg.precond.sigma_min,
+        sigma_max=cfg.precond.sigma_max,
+        total_steps=cfg.run.steps,
+        teacher=teacher.model if teacher else None,
     )
     target = copy.deepcopy(model).eval().requires_grad_(False) if objective.target_decay(0) is not None else None
     opt = _make_optimizer(cfg, model.parameters())
@@ -317,6 +344,8 @@ def _run(cfg: TrainConfig, run_dir: Path, d: _Dist, resume: bool, progress: bool
         _set_rng_state(st["rng"][d.rank])
         if d.main:
             _truncate_log(run_dir / "log.jsonl", step)
+            for tmp in run_dir.glob(".*.tmp"):  # torn writes of a killed run; the renamed files are whole
+                tmp.unlink(missing_ok=True)
             log.info("resuming %s at step %d", run_dir, step)
     else:
         # Different noise per rank, reproducible from the recorded seed.
@@ -330,24 +359,40 @@ def _run(cfg: TrainConfig, run_dir: Path, d: _Dist, resume: bool, progress: bool
 
     ddp = model
     if d.world > 1:
-        ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        ddp = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else _null()
 
     def save(final: bool = False) -> None:
         rng_all = d.gather(_rng_state())
         pos_all = d.gather(batches.pos)
+        digests = d.gather(_weights_digest(model))  # proves DDP ranks hold identical weights
         if not d.main:
             return
-        save_model(run_dir / "model.safetensors", ema, mcfg, step, extra={"name": cfg.name, "objective": cfg.objective.kind})
+        save_model(
+            run_dir / "model.safetensors", ema, mcfg, step, extra={"name": cfg.name, "objective": cfg.objective.kind}
+        )
         if cfg.run.snapshot_every and (step % cfg.run.snapshot_every == 0 or final):
             save_model(run_dir / f"model-{step:07d}.safetensors", ema, mcfg, step)
-        save_state(state_path, {
-            "format": "cmaudio-state", "config": to_dict(cfg), "model_config": to_dict(mcfg), "step": step,
-            "model": model.state_dict(), "ema": ema.state_dict(),
-            "target": target.state_dict() if target is not None else {},
-            "optimizer": opt.state_dict(), "epoch": batches.epoch, "pos": pos_all, "rng": rng_all,
-            "bad_total": bad_total,
-        })
+        save_state(
+            state_path,
+            {
+                "format": "cmaudio-state",
+                "config": to_dict(cfg),
+                "model_config": to_dict(mcfg),
+                "step": step,
+                "model": model.state_dict(),
+                "ema": ema.state_dict(),
+                "target": target.state_dict() if target is not None else {},
+                "optimizer": opt.state_dict(),
+                "epoch": batches.epoch,
+                "pos": pos_all,
+                "rng": rng_all,
+                "bad_total": bad_total,
+                "rank_digests": digests,
+            },
+        )
 
     bar = None
     if d.main and progress:
@@ -378,8 +423,13 @@ def _run(cfg: TrainConfig, run_dir: Path, d: _Dist, resume: bool, progress: bool
             ctx = ddp.no_sync() if (not sync and d.world > 1) else _null()
             with ctx:
                 with autocast:
-                    per_example = objective(ddp, x, cond if cond.shape[1] > 0 else None, step=step,
-                                            target=target if target is not None else model)
+                    per_example = objective(
+                        ddp,
+                        x,
+                        cond if cond.shape[1] > 0 else None,
+                        step=step,
+                        target=target if target is not None else model,
+                    )
                 loss = per_example.float().mean() / cfg.run.grad_accum
                 finite = finite and bool(torch.isfinite(loss))
                 loss.backward()
@@ -397,11 +447,17 @@ def _run(cfg: TrainConfig, run_dir: Path, d: _Dist, resume: bool, progress: bool
                     bar.close()
                 raise TrainingError(
                     f"loss or gradients were non-finite for {bad_in_row} steps in a row at step {step}; "
-                    f"stopped (last good checkpoint: {run_dir / 'model.safetensors'}). Lower optim.lr or check the data."
+                    f"stopped (last good checkpoint: {run_dir / 'model.safetensors'}). "
+                    "Lower optim.lr or check the data."
                 )
             continue
         bad_in_row = 0
         opt.step()
+        if not bool(torch.stack([p.isfinite().all() for p in model.parameters()]).all()):
+            raise TrainingError(
+                f"weights became non-finite at step {step}; nothing was saved after step "
+                f"{step - step % cfg.run.save_every}. Lower optim.lr."
+            )
         _ema_update(ema, model, _eval_ema_decay(cfg, step))
         if target is not None:
             _ema_update(target, model, objective.target_decay(step))
@@ -413,15 +469,20 @@ def _run(cfg: TrainConfig, run_dir: Path, d: _Dist, resume: bool, progress: bool
         if step % cfg.run.log_every == 0 or step == cfg.run.steps:
             now = time.perf_counter()
             rec = {
-                "step": step, "loss": sum(window) / len(window), "grad_norm": float(grad_norm),
-                "lr": opt.param_groups[0]["lr"], "examples_per_s": len(window) * cfg.run.batch_size / (now - t_window),
-                "bad_steps": bad_total, **_curriculum(cfg, step),
+                "step": step,
+                "loss": sum(window) / len(window),
+                "grad_norm": float(grad_norm),
+                "lr": opt.param_groups[0]["lr"],
+                "examples_per_s": len(window) * cfg.run.batch_size / (now - t_window),
+                "bad_steps": bad_total,
+                **_curriculum(cfg, step),
             }
             window, t_window = [], now
             if d.main:
                 with open(run_dir / "log.jsonl", "a") as fh:
                     fh.write(json.dumps(rec) + "\n")
-        if step % cfg.run.save_every == 0 or step == cfg.run.steps:
+        snap = cfg.run.snapshot_every and step % cfg.run.snapshot_every == 0
+        if step % cfg.run.save_every == 0 or step == cfg.run.steps or snap:
             save(final=step == cfg.run.steps)
         if d.main and cfg.run.sample_every and (step % cfg.run.sample_every == 0 or step == cfg.run.steps):
             _write_samples(ema, mcfg, run_dir / "samples", step, cfg.run.sample_steps, device)
@@ -458,6 +519,15 @@ def _curriculum(cfg: TrainConfig, step: int) -> dict:
     if cfg.objective.kind == "cd":
         return {"N": cfg.objective.N}
     return {}
+
+
+def _weights_digest(model: torch.nn.Module) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for v in model.state_dict().values():
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 def _truncate_log(path: Path, step: int) -> None:

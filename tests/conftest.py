@@ -29,12 +29,54 @@ def write_wav() -> Callable[..., Path]:
     """
     import soundfile as sf
 
-    def write(
-        path: str | Path, data: np.ndarray, sr: int = 16000, subtype: str | None = None
-    ) -> Path:
+    def write(path: str | Path, data: np.ndarray, sr: int = 16000, subtype: str | None = None) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         sf.write(str(path), data, sr, subtype=subtype)
         return path
 
     return write
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_recipe_module(name: str):
+    """Import recipes/<name>/prepare.py (recipes are scripts, not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"recipe_{name}", ROOT / "recipes" / name / "prepare.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="session")
+def tones_data(tmp_path_factory) -> Path:
+    """The tones data set of recipes/tones at reduced size (40 clips per class)."""
+    out = tmp_path_factory.mktemp("tones")
+    return load_recipe_module("tones").build(out, per_class=40, seed=0)
+
+
+# A tiny teacher: trains ~20 steps per second on 2 CPU cores.
+TINY = [
+    "net.channels=16",
+    "net.channel_mult=[1, 2]",
+    "net.num_blocks=1",
+    "net.attention=false",
+    "run.batch_size=8",
+    "run.log_every=2",
+    "run.sample_every=0",
+    "optim.warmup_steps=5",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_overrides() -> list[str]:
+    return list(TINY)
+
+
+@pytest.fixture(scope="session")
+def recipe_module():
+    """recipe_module(name) imports recipes/<name>/prepare.py."""
+    return load_recipe_module

@@ -7,8 +7,16 @@ import pytest
 import torch
 
 from cmaudio.audio import (
-    AudioError, MelConfig, MelStats, denormalise, load_audio, mel_spectrogram, normalise, num_frames,
-    peak_normalise, save_audio,
+    AudioError,
+    MelConfig,
+    MelStats,
+    denormalise,
+    load_audio,
+    mel_spectrogram,
+    normalise,
+    num_frames,
+    peak_normalise,
+    save_audio,
 )
 
 
@@ -37,8 +45,19 @@ def test_matches_librosa_slaney_mel(tone):
 
     w = tone(440.0) + 0.1 * np.random.default_rng(0).standard_normal(16000).astype(np.float32)
     ref = librosa.feature.melspectrogram(
-        y=w, sr=16000, n_fft=1024, hop_length=256, win_length=1024, n_mels=80, fmin=0, fmax=8000,
-        power=1.0, center=True, pad_mode="constant", htk=False, norm="slaney",
+        y=w,
+        sr=16000,
+        n_fft=1024,
+        hop_length=256,
+        win_length=1024,
+        n_mels=80,
+        fmin=0,
+        fmax=8000,
+        power=1.0,
+        center=True,
+        pad_mode="constant",
+        htk=False,
+        norm="slaney",
     )
     ours = mel_spectrogram(torch.from_numpy(w)).numpy()
     assert ours.shape == ref.shape

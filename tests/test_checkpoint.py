@@ -18,8 +18,13 @@ from cmaudio.precond import Denoiser
 def tiny_model(seed: int = 0, **net) -> tuple[Denoiser, ModelConfig]:
     torch.manual_seed(seed)
     net = {"channels": 8, "channel_mult": (1, 2), "num_blocks": 1, "attention": False} | net
-    cfg = ModelConfig(mel=MelConfig(n_mels=16), net=NetConfig(**net), cond_fields=("label",), classes=(("a", "b", "c"),),
-                      sigmas={"2": [80.0, 0.8]})
+    cfg = ModelConfig(
+        mel=MelConfig(n_mels=16),
+        net=NetConfig(**net),
+        cond_fields=("label",),
+        classes=(("a", "b", "c"),),
+        sigmas={"2": [80.0, 0.8]},
+    )
     m = Denoiser(cfg)
     with torch.no_grad():
         for p in m.parameters():
@@ -101,14 +106,17 @@ def write_with_meta(path, meta, tensors=None):
     return path
 
 
-@pytest.mark.parametrize("meta, expect", [
-    ({}, "unknown model format"),
-    ({"format": "something-else", "format_version": "1"}, "unknown model format"),
-    ({"format": "cmaudio-model", "format_version": "99", "config": "{}"}, "version 99"),
-    ({"format": "cmaudio-model", "format_version": "x", "config": "{}"}, "format_version"),
-    ({"format": "cmaudio-model", "format_version": "1", "config": "{not json"}, "bad model config"),
-    ({"format": "cmaudio-model", "format_version": "1", "config": json.dumps({"nett": {}})}, "nett"),
-])
+@pytest.mark.parametrize(
+    "meta, expect",
+    [
+        ({}, "unknown model format"),
+        ({"format": "something-else", "format_version": "1"}, "unknown model format"),
+        ({"format": "cmaudio-model", "format_version": "99", "config": "{}"}, "version 99"),
+        ({"format": "cmaudio-model", "format_version": "x", "config": "{}"}, "format_version"),
+        ({"format": "cmaudio-model", "format_version": "1", "config": "{not json"}, "bad model config"),
+        ({"format": "cmaudio-model", "format_version": "1", "config": json.dumps({"nett": {}})}, "nett"),
+    ],
+)
 def test_wrong_metadata_refused(tmp_path, meta, expect):
     path = write_with_meta(tmp_path / "m.safetensors", meta)
     with pytest.raises(CheckpointError, match=expect) as e:
@@ -150,8 +158,13 @@ def test_nan_weights_never_saved_or_loaded(tmp_path):
 
 
 def test_state_round_trip(tmp_path):
-    state = {"format": "cmaudio-state", "step": 5, "w": torch.randn(3), "rng": torch.get_rng_state(),
-             "nested": {"a": [1, 2.5, "x"]}}
+    state = {
+        "format": "cmaudio-state",
+        "step": 5,
+        "w": torch.randn(3),
+        "rng": torch.get_rng_state(),
+        "nested": {"a": [1, 2.5, "x"]},
+    }
     back = load_state(save_state(tmp_path / "state.pt", state))
     assert back["step"] == 5 and torch.equal(back["w"], state["w"]) and back["nested"] == state["nested"]
     plain = tmp_path / "plain.pt"

@@ -7,35 +7,52 @@ from pathlib import Path
 import pytest
 
 from cmaudio.config import (
-    ConfigError, ModelConfig, NetConfig, TrainConfig, apply_overrides, from_dict, load_config, to_dict,
+    ConfigError,
+    ModelConfig,
+    NetConfig,
+    TrainConfig,
+    apply_overrides,
+    from_dict,
+    load_config,
+    to_dict,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_round_trip():
-    cfg = load_config(None, ["net.channels=48", "net.channel_mult=[1, 2]", "objective.kind='ict'",
-                             "precond.kind='consistency'", "data.root=/tmp/somewhere"])
+    cfg = load_config(
+        None,
+        [
+            "net.channels=48",
+            "net.channel_mult=[1, 2]",
+            "objective.kind='ict'",
+            "precond.kind='consistency'",
+            "data.root=/tmp/somewhere",
+        ],
+    )
     assert cfg.net.channels == 48 and cfg.net.channel_mult == (1, 2) and cfg.data.root == "/tmp/somewhere"
     assert from_dict(TrainConfig, to_dict(cfg)) == cfg
 
 
 def test_model_config_round_trip():
-    m = ModelConfig(cond_fields=("pitch", "family"), classes=(("60", "61"), ("a", "b", "c")),
-                    sigmas={"2": [80.0, 0.8]})
+    m = ModelConfig(cond_fields=("pitch", "family"), classes=(("60", "61"), ("a", "b", "c")), sigmas={"2": [80.0, 0.8]})
     assert from_dict(ModelConfig, to_dict(m)) == m and m.cond_sizes == (2, 3)
 
 
-@pytest.mark.parametrize("override, key", [
-    ("net.chanels=3", "net.chanels"),
-    ("nett.channels=3", "nett"),
-    ("net.channels='wide'", "net.channels"),
-    ("net.arch='unet3d'", "net.arch"),
-    ("run.steps=0", "run.steps"),
-    ("optim.lr=-1", "optim.lr"),
-    ("net.channel_mult=[1, 'x']", "net.channel_mult[1]"),
-    ("net.attention=3", "net.attention"),
-])
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("net.chanels=3", "net.chanels"),
+        ("nett.channels=3", "nett"),
+        ("net.channels='wide'", "net.channels"),
+        ("net.arch='unet3d'", "net.arch"),
+        ("run.steps=0", "run.steps"),
+        ("optim.lr=-1", "optim.lr"),
+        ("net.channel_mult=[1, 'x']", "net.channel_mult[1]"),
+        ("net.attention=3", "net.attention"),
+    ],
+)
 def test_bad_keys_and_values_name_the_key(override, key):
     with pytest.raises(ConfigError) as e:
         load_config(None, [override])

@@ -17,8 +17,12 @@ def hand_edm(s, sd=0.5):
 
 
 def hand_cm(s, sd=0.5, smin=0.002):
-    return (sd**2 / ((s - smin) ** 2 + sd**2), sd * (s - smin) / math.sqrt(s**2 + sd**2),
-            1 / math.sqrt(s**2 + sd**2), math.log(s) / 4)
+    return (
+        sd**2 / ((s - smin) ** 2 + sd**2),
+        sd * (s - smin) / math.sqrt(s**2 + sd**2),
+        1 / math.sqrt(s**2 + sd**2),
+        math.log(s) / 4,
+    )
 
 
 @pytest.mark.parametrize("s", [0.002, 0.1, 0.5, 1.0, 7.3, 80.0])
@@ -39,8 +43,13 @@ def test_hand_values_spot_check():
 
 def make(kind: str) -> Denoiser:
     torch.manual_seed(0)
-    cfg = ModelConfig(mel=MelConfig(n_mels=16), net=NetConfig(channels=8, channel_mult=(1, 2), num_blocks=1,
-                      attention=False), precond=PrecondConfig(kind=kind), cond_fields=("label",), classes=(("a", "b"),))
+    cfg = ModelConfig(
+        mel=MelConfig(n_mels=16),
+        net=NetConfig(channels=8, channel_mult=(1, 2), num_blocks=1, attention=False),
+        precond=PrecondConfig(kind=kind),
+        cond_fields=("label",),
+        classes=(("a", "b"),),
+    )
     d = Denoiser(cfg)
     with torch.no_grad():  # non-zero output layers, so F really contributes
         for p in d.parameters():

@@ -27,7 +27,5 @@ def build_net(cfg: NetConfig, n_mels: int, cond_sizes: tuple[int, ...] = ()) -> 
     if cfg.arch not in _ARCHS:
         raise ValueError(f"net.arch: {cfg.arch!r} is not one of {', '.join(map(repr, _ARCHS))}")
     if n_mels < 1 or any(n < 1 for n in cond_sizes):
-        raise ValueError(
-            f"need n_mels >= 1 and class counts >= 1, got {n_mels}, {tuple(cond_sizes)}"
-        )
+        raise ValueError(f"need n_mels >= 1 and class counts >= 1, got {n_mels}, {tuple(cond_sizes)}")
     return _ARCHS[cfg.arch](cfg, n_mels, tuple(cond_sizes))

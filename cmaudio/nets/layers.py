@@ -48,9 +48,7 @@ def group_count(channels: int) -> int:
     return groups
 
 
-def conv_nd(
-    dims: int, in_channels: int, out_channels: int, kernel: int, stride: int = 1
-) -> nn.Module:
+def conv_nd(dims: int, in_channels: int, out_channels: int, kernel: int, stride: int = 1) -> nn.Module:
     """Conv1d or Conv2d with 'same' padding for odd kernels (halving the size when stride is 2)."""
     conv = {1: nn.Conv1d, 2: nn.Conv2d}[dims]
     return conv(in_channels, out_channels, kernel, stride=stride, padding=kernel // 2)
@@ -91,13 +89,9 @@ class Embedding(nn.Module):
         super().__init__()
         self.cond_sizes = tuple(cond_sizes)
         self.pos = PositionalEmbedding(channels)
-        self.mlp = nn.Sequential(
-            nn.Linear(channels, emb_channels), nn.SiLU(), nn.Linear(emb_channels, emb_channels)
-        )
+        self.mlp = nn.Sequential(nn.Linear(channels, emb_channels), nn.SiLU(), nn.Linear(emb_channels, emb_channels))
         self.classes = nn.ModuleList(nn.Embedding(n + 1, emb_channels) for n in self.cond_sizes)
-        self.register_buffer(
-            "null", torch.tensor(self.cond_sizes, dtype=torch.long), persistent=False
-        )
+        self.register_buffer("null", torch.tensor(self.cond_sizes, dtype=torch.long), persistent=False)
 
     def forward(self, c_noise: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         emb = self.mlp(self.pos(c_noise.float() * NOISE_SCALE).to(self.mlp[0].weight.dtype))
@@ -167,11 +161,7 @@ class ResBlock(nn.Module):
         self.norm1 = nn.GroupNorm(group_count(out_channels), out_channels)
         self.dropout = nn.Dropout(dropout)
         self.conv1 = _zero_(conv_nd(dims, out_channels, out_channels, 3))
-        self.skip = (
-            conv_nd(dims, in_channels, out_channels, 1)
-            if in_channels != out_channels
-            else nn.Identity()
-        )
+        self.skip = conv_nd(dims, in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
         self.attn = SelfAttention(out_channels, heads) if attention else None
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
@@ -257,18 +247,14 @@ class UNet(nn.Module):
         self.dec = nn.ModuleList()
         for level, mult in reversed(list(enumerate(cfg.channel_mult))):
             for _ in range(cfg.num_blocks + 1):
-                self.dec.append(
-                    block(c + skips.pop(), cfg.channels * mult, cfg.attention and level == last)
-                )
+                self.dec.append(block(c + skips.pop(), cfg.channels * mult, cfg.attention and level == last))
                 c = cfg.channels * mult
             if level != 0:
                 self.dec.append(Upsample(dims, c))
         self.norm_out = nn.GroupNorm(group_count(c), c)
         self.conv_out = _zero_(conv_nd(dims, c, out_channels, 3))
 
-    def forward(
-        self, x: torch.Tensor, c_noise: torch.Tensor, cond: torch.Tensor | None = None
-    ) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, c_noise: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         # Accept a scalar or [1] c_noise for a batch that shares one noise level.
         emb = self.embed(c_noise.reshape(-1).expand(x.shape[0]), cond)
         x = self.conv_in(x)

@@ -27,9 +27,7 @@ class UNet1D(UNet):
         super().__init__(1, n_mels, n_mels, cfg, cond_sizes)
         self.n_mels = n_mels
 
-    def forward(
-        self, x: torch.Tensor, c_noise: torch.Tensor, cond: torch.Tensor | None = None
-    ) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, c_noise: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         frames = x.shape[-1]
         x = F.pad(x, (0, -frames % self.factor))
         return super().forward(x, c_noise, cond)[..., :frames]

@@ -28,9 +28,7 @@ class UNet2D(UNet):
         super().__init__(2, 1, 1, cfg, cond_sizes)
         self.n_mels = n_mels
 
-    def forward(
-        self, x: torch.Tensor, c_noise: torch.Tensor, cond: torch.Tensor | None = None
-    ) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, c_noise: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         mels, frames = x.shape[-2:]
         x = F.pad(x.unsqueeze(1), (0, -frames % self.factor, 0, -mels % self.factor))
         return super().forward(x, c_noise, cond)[:, 0, :mels, :frames]

@@ -1,5 +1,6 @@
 """Build the tones data set: four classes named by frequency in Hz ("220", "330", "440", "660"),
-harmonic tones with random phases, harmonic amplitudes, level and envelope, 0.5 s at 16 kHz.
+harmonic tones with random phases, harmonic amplitudes, level and envelope over a faint noise
+floor, 0.5 s at 16 kHz.
 
 Layout (SC09 style): OUT/<label>/<label>_<k>.wav plus validation_list.txt and testing_list.txt.
 
@@ -33,7 +34,11 @@ def tone(f0: float, rng: np.random.Generator, sr: int = SAMPLE_RATE, seconds: fl
     env *= np.minimum(1.0, (seconds - t) / 0.01)  # 10 ms fade-out, no click at the end
     wav *= env
     level = 10 ** (rng.uniform(-20, -3) / 20)
-    return (wav / np.abs(wav).max() * level).astype(np.float32)
+    wav = wav / np.abs(wav).max() * level
+    # A faint noise floor (about 60 dB below the tone), as any recording has: without it most mel
+    # bins sit exactly at the log clamp, a degenerate target that diffusion models fit poorly.
+    wav += rng.standard_normal(wav.shape) * level * 10 ** (-60 / 20)
+    return wav.astype(np.float32)
 
 
 def build(out: str | Path, per_class: int = 160, seed: int = 0, valid: float = 0.1, test: float = 0.1) -> Path:
