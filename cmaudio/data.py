@@ -14,8 +14,9 @@ Layouts (docs/architecture.md, section 6), chosen by ``index_dataset(layout=...)
 - ``nsynth``: ``root/examples.json`` (note_str -> {pitch, velocity, instrument_family_str,
   instrument_source_str, ...}) and ``root/audio/<note_str>.wav``. Label fields "pitch",
   "velocity", "family" (instrument_family_str), "source" (instrument_source_str), "instrument"
-  (instrument_str) or any key of the records. The split is "train", "valid" or "test" when the
-  root folder is named nsynth-train / nsynth-valid / nsynth-test, else "train".
+  (instrument_str) or any key of the records. The split is a record's own "split" field when it
+  has one (sets built by recipes/notes), else "train", "valid" or "test" when the root folder is
+  named nsynth-train / nsynth-valid / nsynth-test (real NSynth), else "train".
 - ``ljspeech``: ``root/metadata.csv`` (``id|text|normalized``) and ``root/wavs/<id>.wav``;
   unconditional (``label_fields=()``). Split: ids sorted, the last ceil(5 %) are "valid" (at
   least one when there are two or more clips), the rest "train". LJSpeech ids run by book
@@ -269,7 +270,7 @@ def _index_nsynth(root: Path, fields: tuple[str, ...]) -> list[Item]:
             if value is None:
                 raise _missing_field(f"{index_path} entry {note!r}", field, sorted(set(_NSYNTH_FIELDS) | set(record)))
             labels.append(str(value))
-        items.append(Item(str(root / "audio" / f"{note}.wav"), tuple(labels), split))
+        items.append(Item(str(root / "audio" / f"{note}.wav"), tuple(labels), str(record.get("split", split))))
     return items
 
 

@@ -490,3 +490,16 @@ def test_from_config_and_mel_config(sc09):
     assert ds.mels.shape == (4, 40, 63) and ds.frames == 63
     with pytest.raises(DatasetError, match="data.root is empty"):
         AudioFolder.from_config(DataConfig())
+
+
+def test_nsynth_records_may_carry_their_own_split(tmp_path, tone, write_wav):
+    """Sets built by recipes/notes keep train/valid/test in one folder, split per record."""
+    root = tmp_path / "notes"
+    examples = {}
+    for k, split in enumerate(["train", "train", "valid", "test"]):
+        name = f"keyboard_{k}-060-100"
+        examples[name] = {"pitch": 60, "instrument_family_str": "keyboard", "split": split}
+        write_wav(root / "audio" / f"{name}.wav", tone(midi_hz(60), 0.25))
+    (root / "examples.json").write_text(json.dumps(examples))
+    items = index_dataset(root, label_fields=("pitch",))
+    assert [it.split for it in items] == ["train", "train", "valid", "test"]
