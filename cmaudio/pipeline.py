@@ -107,8 +107,7 @@ class Pipeline:
         path = resolve_model_path(name_or_path)
         mf = load_model(path, device="cpu")
         voc = load_vocoder(vocoder, mf.config.mel) if vocoder else default_vocoder_for(mf.config.mel)
-        name = str(name_or_path) if not Path(str(name_or_path)).exists() else path.name
-        return cls(mf, voc, dev, name)
+        return cls(mf, voc, dev, str(name_or_path))
 
     @property
     def sample_rate(self) -> int:

@@ -325,6 +325,7 @@ def _run(cfg: TrainConfig, run_dir: Path, d: _Dist, resume: bool, progress: bool
     per_rank = cfg.run.batch_size // d.world
     batches = _Batches(len(mels), per_rank, cfg.run.seed, d.rank, d.world)
     step, bad_in_row, bad_total = 0, 0, 0
+    elapsed_before = 0.0  # training seconds of the earlier segments of a resumed run
 
     if resume and state_path.exists():
         try:
@@ -338,6 +339,7 @@ def _run(cfg: TrainConfig, run_dir: Path, d: _Dist, resume: bool, progress: bool
             target.load_state_dict(st["target"])
         opt.load_state_dict(st["optimizer"])
         step, bad_total = int(st["step"]), int(st["bad_total"])
+        elapsed_before = float(st.get("elapsed", 0.0))
         batches.epoch, batches.pos = int(st["epoch"]), int(st["pos"][d.rank])
         if len(st["rng"]) != d.world:
             raise TrainingError(f"{state_path}: saved with {len(st['rng'])} processes, resumed with {d.world}")
@@ -390,6 +392,7 @@ def _run(cfg: TrainConfig, run_dir: Path, d: _Dist, resume: bool, progress: bool
                 "pos": pos_all,
                 "rng": rng_all,
                 "bad_total": bad_total,
+                "elapsed": elapsed_before + time.perf_counter() - t_start,
                 "rank_digests": digests,
             },
         )
@@ -475,6 +478,7 @@ def _run(cfg: TrainConfig, run_dir: Path, d: _Dist, resume: bool, progress: bool
                 "lr": opt.param_groups[0]["lr"],
                 "examples_per_s": len(window) * cfg.run.batch_size / (now - t_window),
                 "bad_steps": bad_total,
+                "elapsed_s": round(elapsed_before + now - t_start, 2),
                 **_curriculum(cfg, step),
             }
             window, t_window = [], now

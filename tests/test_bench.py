@@ -1,0 +1,31 @@
+"""python -m cmaudio.bench runs with a tiny model in seconds and reports every entry."""
+
+from __future__ import annotations
+
+import json
+
+from cmaudio.bench import main as bench
+from test_pipeline import make_model
+
+
+def test_bench_reports_every_entry(tmp_path, capsys):
+    model = make_model(tmp_path / "m.safetensors")
+    out = tmp_path / "bench.json"
+    assert bench(["--model", str(model), "--device", "cpu", "--batch-size", "1,4", "--repeats", "1",
+                  "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert {"device", "threads", "results"} <= set(report)
+    names = {(r["name"], r["batch_size"]) for r in report["results"]}
+    for b in (1, 4):
+        for n in ("cm-1", "cm-2", "cm-4", "heun-18", "cm-1-net", "cm-2-net", "cm-4-net", "heun-18-net",
+                  "vocoder-griffinlim"):
+            assert (n, b) in names
+    r = {(x["name"], x["batch_size"]): x for x in report["results"]}
+    assert r[("cm-2", 4)]["calls"] == 2 and r[("heun-18", 4)]["calls"] == 35
+    assert all(x["x_realtime"] > 0 and x["seconds_per_clip"] > 0 for x in report["results"])
+    assert "cm-2-net / heun-18-net" in capsys.readouterr().out
+
+
+def test_bench_bad_arguments(capsys):
+    assert bench(["--batch-size", "a,b"]) == 2
+    assert "--batch-size" in capsys.readouterr().err
