@@ -85,16 +85,20 @@ def save_model(
     config: ModelConfig,
     step: int = 0,
     extra: dict[str, str] | None = None,
+    dtype: torch.dtype = torch.float32,
 ) -> Path:
     """Write ``model``'s weights (use the EMA copy) and ``config`` as one safetensors file.
 
+    ``dtype`` float16 halves the file (bundled assets); weights load back as float32.
     Refuses non-finite weights: a NaN model is never saved.
     """
     from safetensors.torch import save_file
 
     from . import __version__
 
-    tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
+    if dtype not in (torch.float32, torch.float16, torch.bfloat16):
+        raise ValueError(f"unsupported weight dtype {dtype}")
+    tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()}
     bad = [k for k, v in tensors.items() if not torch.isfinite(v).all()]
     if bad:
         raise CheckpointError(f"{path}: refusing to save non-finite weights ({bad[0]})")

@@ -283,27 +283,30 @@ class Pipeline:
         return GenerationOutput(wav.cpu(), mel.cpu(), self.sample_rate, meta, time.perf_counter() - t0)
 
     def _long(self, seeds, cond, sigmas, frames: int, context: torch.Tensor | None = None) -> torch.Tensor:
-        """Render ``frames`` frames window by window: each new window keeps the last half of the
-        previous one as known context (soft-masked, so the join is a cross-fade inside the
-        sampler) and generates the rest. Window seeds are derived from the sample seeds."""
+        """Render ``frames`` frames window by window. Each new window takes half a window of the
+        audio so far as known context (soft-masked, so the join is a cross-fade inside the
+        sampler) and generates the rest. The last eighth of a generated window is not used as
+        context but regenerated: models trained on clips learn how clips END (fade-outs, decays),
+        which must not recur at every seam. Window seeds are derived from the sample seeds."""
         W = self.config.frames
         keep = W // 2  # context frames carried into each new window
+        trim = W // 8  # edge frames of a generated window that are regenerated
         fade = max(1, keep // 4)
         mask = torch.zeros(1, 1, W, device=self.device)
         mask[..., : keep - fade] = 1.0
         mask[..., keep - fade : keep] = torch.linspace(1, 0, fade + 2, device=self.device)[1:-1]
-        if context is None:
-            out = self._sample(seeds, cond, sigmas, W)
-        else:
-            out = context
+        out = self._sample(seeds, cond, sigmas, W) if context is None else context
+        cut = trim if context is None else 0  # a real clip's end is real: keep all of it
         w = 0
-        while out.shape[-1] < frames:
+        while out.shape[-1] - cut < frames:
             w += 1
+            body = out[..., : out.shape[-1] - cut]
             known = torch.zeros(len(seeds), self.config.mel.n_mels, W, device=self.device)
-            known[..., :keep] = out[..., -keep:]
+            known[..., :keep] = body[..., -keep:]
             wseeds = [int(s) * 1000003 + w for s in seeds]
             win = self._sample(wseeds, cond, sigmas, W, known=known, mask=mask)
-            out = torch.cat([out[..., :-keep], win], dim=-1)
+            out = torch.cat([body[..., :-keep], win], dim=-1)
+            cut = trim
         return out[..., :frames]
 
     # ------------------------------------------------------------------------------------------

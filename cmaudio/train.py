@@ -44,6 +44,11 @@ def _body(argv: Sequence[str] | None) -> int:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
 
+    if _task(args.config) == "classifier":
+        # Recipe classifiers (used by evaluate) train through the same command.
+        from .classifier import main_train
+
+        return main_train(args.config, args.overrides, args.out, args.dry_run)
     cfg = load_config(args.config, args.overrides)
     run_dir = Path(args.out or os.path.join("runs", cfg.name))
     if args.dry_run:
@@ -54,6 +59,17 @@ def _body(argv: Sequence[str] | None) -> int:
 
     run(cfg, run_dir, resume=args.resume, progress=not args.no_progress)
     return 0
+
+
+def _task(path: str) -> str:
+    """The recipe's top-level ``task`` key ("generator" when absent); unreadable files are left
+    for load_config to report."""
+    import tomllib
+
+    try:
+        return str(tomllib.loads(Path(path).read_text()).get("task", "generator"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return "generator"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -171,3 +171,19 @@ def test_state_round_trip(tmp_path):
     torch.save({"step": 1}, plain)
     with pytest.raises(CheckpointError, match="not a cmaudio training state"):
         load_state(plain)
+
+
+def test_half_precision_file_loads_as_float32(tmp_path):
+    from cmaudio.export import main as export
+
+    m, cfg = tiny_model()
+    full = save_model(tmp_path / "full.safetensors", m, cfg, step=3)
+    assert export([str(full), str(tmp_path / "half.safetensors"), "--dtype", "float16"]) == 0
+    half = load_model(tmp_path / "half.safetensors")
+    assert half.config == cfg and half.step == 3
+    assert all(v.dtype == torch.float32 for v in half.model.state_dict().values())
+    assert (tmp_path / "half.safetensors").stat().st_size < 0.6 * full.stat().st_size
+    x = torch.randn(2, 16, 9)
+    with torch.no_grad():
+        a, b = m.eval()(x, 2.0, None), half.model(x, 2.0, None)
+    assert float((a - b).abs().max()) < 1e-2 * float(a.abs().max())

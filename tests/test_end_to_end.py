@@ -82,3 +82,20 @@ def test_generated_pitch_matches_label(tones_student, tmp_path, steps):
     hits = pitch_hits(wavs, 16000, torch.tensor([float(f["label"]) for f in files]))
     assert float(hits.float().mean()) >= 0.9, f"{float(hits.float().mean()):.0%} within a semitone"
     assert float(wavs.abs().amax(-1).min()) > 1e-3  # nothing silent
+
+
+@pytest.mark.slow
+def test_long_audio_has_no_seams(tones_student):
+    """A 6 s clip from a 0.5 s model: the spectral change across window joins is no larger than
+    the change between any two frames inside a window."""
+    from cmaudio.pipeline import Pipeline
+
+    pipe = Pipeline.from_pretrained(tones_student, device="cpu")
+    out = pipe.generate(labels=["220", "330", "440", "660"] * 2, steps=2, seed=0, duration=6.0)
+    assert out.waveforms.shape[-1] >= int(5.9 * 16000)
+    diff = (out.mels[..., 1:] - out.mels[..., :-1]).abs().mean(dim=(0, 1))  # [frames - 1]
+    W = pipe.config.frames
+    period = W - W // 2 - W // 8  # new frames per window (see Pipeline._long)
+    first = W - W // 8 - W // 2  # where the first join starts
+    joins = torch.cat([diff[s : s + W // 8] for s in range(first, diff.numel() - W // 8, period)])
+    assert float(joins.max()) <= 1.5 * float(diff.median()), (float(joins.max()), float(diff.median()))
