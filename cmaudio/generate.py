@@ -106,8 +106,8 @@ def _body(argv: Sequence[str] | None) -> int:
 
     result = pipe.generate(
         labels=labels,
-        sigmas=sig if pipe.is_consistency or sigmas else None,
-        steps=a.steps if not (pipe.is_consistency or sigmas) else None,
+        sigmas=sigmas,
+        steps=a.steps,
         seed=a.seed,
         batch_size=a.batch_size,
         duration=a.duration,
