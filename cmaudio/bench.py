@@ -73,7 +73,7 @@ def benchmark(pipe, batch_sizes: Sequence[int] = (16,), repeats: int = 5, min_se
         if progress:
             print(f"  {name:<22} batch {batch:<4} {batch * clip_seconds / seconds:9.1f}x real time", file=sys.stderr)
 
-    for batch in batch_sizes:
+    def one_batch(batch: int) -> None:
         labels = [pipe.labels[i % len(pipe.labels)] if pipe.labels else None for i in range(batch)]
         cond = pipe._cond(labels)
         seeds = list(range(batch))
@@ -114,6 +114,9 @@ def benchmark(pipe, batch_sizes: Sequence[int] = (16,), repeats: int = 5, min_se
             return pipe.vocode(heun())
 
         add("heun-18", 35, pipe.vocoder.name, batch, _time(heun_e2e, device, max(1, repeats // 2), min_seconds))
+
+    for batch in batch_sizes:
+        one_batch(batch)
 
     def ratio(a: str, b: str, batch: int) -> float | None:
         ra = next((r for r in results if r["name"] == a and r["batch_size"] == batch), None)

@@ -12,7 +12,7 @@ import torch
 
 from .audio import MelConfig
 
-__all__ = ["spectrogram_grid", "loss_curves"]
+__all__ = ["spectrogram_grid", "loss_curves", "quality_vs_calls"]
 
 
 def _pyplot():
@@ -74,6 +74,48 @@ def loss_curves(runs: dict[str, str | Path], path: str | Path, smooth: int = 10)
     ax.set_ylabel("loss")
     ax.legend()
     ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def quality_vs_calls(
+    points: Sequence[dict],
+    path: str | Path,
+    metrics: Sequence[tuple[str, str]],
+    floors: dict[str, float | None] | None = None,
+    title: str = "",
+) -> Path:
+    """One panel per metric against network calls (log x), one line per group (e.g. the
+    consistency model and the teacher's Heun sampler). ``points``: dicts with "group", "calls"
+    and "metrics" (key -> value); ``metrics``: (key, axis title) pairs; ``floors``: a reference
+    value per key drawn as a dashed line (real data against real data)."""
+    plt = _pyplot()
+    metrics = list(metrics) or [("logmel_fd", "log-mel FD")]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
+    groups = list(dict.fromkeys(p["group"] for p in points))
+    for ax, (key, label) in zip(axes[0], metrics):
+        for g, marker in zip(groups, "osD^v"):
+            pts = sorted((p["calls"], p["metrics"].get(key)) for p in points if p["group"] == g)
+            pts = [(c, v) for c, v in pts if c is not None and v is not None]
+            if pts:
+                ax.plot([c for c, _ in pts], [v for _, v in pts], marker=marker, label=g)
+        floor = (floors or {}).get(key)
+        if floor is not None:
+            ax.axhline(floor, color="gray", linestyle="--", linewidth=1, label="real train vs test")
+        values = [p["metrics"].get(key) for p in points] + [floor]
+        values = [v for v in values if v is not None]
+        if values and min(values) > 0 and max(values) / min(values) > 30:
+            ax.set_yscale("log")  # distances of early and late settings can differ by orders of magnitude
+        ax.set_xscale("log")
+        ax.set_xlabel("network calls per clip")
+        ax.set_title(label, fontsize=10)
+        ax.grid(alpha=0.3, which="both")
+    axes[0][0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=100)

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .cli import Parser, main_wrapper
+from .cli import Parser, UsageError, main_wrapper
 
 EXAMPLES = """examples:
   python recipes/tones/prepare.py --out data/tones
@@ -48,7 +48,9 @@ def _body(argv: Sequence[str] | None) -> int:
         # Recipe classifiers (used by evaluate) train through the same command.
         from .classifier import main_train
 
-        return main_train(args.config, args.overrides, args.out, args.dry_run)
+        if args.resume:
+            raise UsageError("--resume: a classifier run always starts from scratch")
+        return main_train(args.config, args.overrides, args.out, args.dry_run, progress=not args.no_progress)
     cfg = load_config(args.config, args.overrides)
     run_dir = Path(args.out or os.path.join("runs", cfg.name))
     if args.dry_run:

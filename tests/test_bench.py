@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 
-from cmaudio.bench import main as bench
 from test_pipeline import make_model
+
+from cmaudio.bench import main as bench
 
 
 def test_bench_reports_every_entry(tmp_path, capsys):
