@@ -138,6 +138,9 @@ def save_audio(
     os.close(fd)
     try:
         sf.write(tmp, data, sample_rate, format=fmt.upper(), subtype="PCM_16")
+        from .checkpoint import _default_mode
+
+        os.chmod(tmp, _default_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -1,28 +1,86 @@
-"""Vocoders: raw log-mel [B, n_mels, frames] (as made by cmaudio.audio.mel_spectrogram) -> wav [B, T].
+"""Vocoders: raw log-mel [B, n_mels, frames] (cmaudio.audio.mel_spectrogram) -> wav [B, T].
 
-``load_vocoder(name_or_path)`` returns a module with ``.mel_config`` and ``.name``.
+``load_vocoder(name_or_path)`` returns a module with ``.mel_config`` and ``.name`` whose call
+renders ``(frames - 1) * hop`` samples per clip (``cmaudio.audio.num_samples``):
+
+- ``"griffinlim"``: GriffinLim (griffinlim.py), no training, any MelConfig;
+- a bundled neural vocoder by name (``cmaudio/assets/<name>.safetensors``, see
+  ``bundled_vocoders()``), or the path of a vocoder file written by ``cmaudio.vocoder.train``
+  (neural.py: a Vocos-style Fourier-head network).
+
+``default_vocoder_for(mel_config)`` picks the bundled neural vocoder whose MelConfig equals the
+model's, else Griffin-Lim; ``check_compatible`` refuses any other pairing with a message.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from ..audio import MelConfig
+from ..checkpoint import CheckpointError
 from .griffinlim import GriffinLim
+from .neural import NeuralVocoder, load_neural_vocoder, read_vocoder_metadata
 
-__all__ = ["GriffinLim", "load_vocoder", "default_vocoder_for", "check_compatible", "VocoderError"]
+__all__ = [
+    "ASSETS",
+    "DEFAULT_VOCODER",
+    "GriffinLim",
+    "NeuralVocoder",
+    "VocoderError",
+    "bundled_vocoders",
+    "check_compatible",
+    "default_vocoder_for",
+    "load_vocoder",
+]
+
+log = logging.getLogger("cmaudio")
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+# The bundled 16 kHz vocoder (recipes/vocoder); tried first by default_vocoder_for.
+DEFAULT_VOCODER = "vocoder-16k"
 
 
 class VocoderError(ValueError):
     """A vocoder that cannot be loaded or does not match the model's mel front end."""
 
 
-def load_vocoder(name_or_path: str | Path = "griffinlim", mel_config: MelConfig | None = None, device="cpu"):
-    """"griffinlim" (optionally for a given MelConfig), or a neural vocoder by bundled name or path."""
+def bundled_vocoders() -> list[str]:
+    """Names of the neural vocoders shipped in cmaudio/assets (files named vocoder*.safetensors)."""
+    return sorted(p.stem for p in ASSETS.glob("vocoder*.safetensors"))
+
+
+def _is_path(name: str) -> bool:
+    p = Path(name)
+    return p.suffix == ".safetensors" or p.exists() or "/" in name or "\\" in name
+
+
+def load_vocoder(
+    name_or_path: str | Path = "griffinlim", mel_config: MelConfig | None = None, device="cpu"
+):
+    """ "griffinlim" (for ``mel_config``, default MelConfig()), or a neural vocoder by bundled name
+    or file path. With ``mel_config`` a neural vocoder made for another front end is refused.
+    Every failure is a one-line VocoderError."""
     name = str(name_or_path)
     if name == "griffinlim":
         return GriffinLim(mel_config or MelConfig()).to(device).eval()
-    raise VocoderError(f"unknown vocoder {name!r}: available: griffinlim")
+    if _is_path(name):
+        path, shown = Path(name), name
+    elif name in bundled_vocoders():
+        path, shown = ASSETS / f"{name}.safetensors", name
+    else:
+        have = ", ".join(["griffinlim", *bundled_vocoders()])
+        raise VocoderError(
+            f"unknown vocoder {name!r}: available: {have}; "
+            "or give a path to a .safetensors vocoder file"
+        )
+    try:
+        vocoder = load_neural_vocoder(path, device=device, name=shown)
+    except CheckpointError as exc:
+        raise VocoderError(str(exc)) from None
+    if mel_config is not None:
+        check_compatible(vocoder, mel_config)
+    return vocoder
 
 
 def check_compatible(vocoder, mel_config: MelConfig) -> None:
@@ -33,10 +91,24 @@ def check_compatible(vocoder, mel_config: MelConfig) -> None:
             for k in mel_config.__dataclass_fields__
             if getattr(mel_config, k) != getattr(vocoder.mel_config, k)
         ]
-        raise VocoderError(f"vocoder {vocoder.name!r} was made for another mel front end ({'; '.join(diff)})")
+        raise VocoderError(
+            f"vocoder {vocoder.name!r} was made for another mel front end ({'; '.join(diff)})"
+        )
 
 
 def default_vocoder_for(mel_config: MelConfig, device="cpu"):
     """The best vocoder available for this mel front end: the bundled neural vocoder when its
-    MelConfig matches, else Griffin-Lim (the manifest records which)."""
+    MelConfig equals ``mel_config`` (DEFAULT_VOCODER first), else Griffin-Lim. Callers record
+    ``.name`` (the manifest's "vocoder") so which one rendered the audio is never a guess."""
+    names = bundled_vocoders()
+    names.sort(key=lambda n: n != DEFAULT_VOCODER)
+    for name in names:
+        path = ASSETS / f"{name}.safetensors"
+        try:
+            _, config = read_vocoder_metadata(path)
+            if config.mel == mel_config:
+                return load_neural_vocoder(path, device=device, name=name)
+        except CheckpointError as exc:
+            # A damaged bundled file must not stop generation; say so and fall back.
+            log.warning("skipping bundled vocoder %s (%s)", name, exc)
     return load_vocoder("griffinlim", mel_config, device)

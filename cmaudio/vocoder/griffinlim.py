@@ -34,11 +34,15 @@ class GriffinLim(nn.Module):
         cfg = self.mel_config
         squeeze = logmel.dim() == 2
         logmel = logmel.unsqueeze(0) if squeeze else logmel
+        length = num_samples(logmel.shape[-1], cfg)
+        if length == 0:  # one frame renders no samples (same convention as every vocoder)
+            out = logmel.new_zeros(logmel.shape[0], 0)
+            return out.squeeze(0) if squeeze else out
         mag = (self.inv_fb.to(logmel.device) @ logmel.float().exp()).clamp_min(0.0)
         window = torch.hann_window(cfg.win_length, device=logmel.device)
         # Zero initial phase keeps the vocoder deterministic: the same mel gives the same audio.
         wav = AF.griffinlim(
             mag, window, cfg.n_fft, cfg.hop_length, cfg.win_length, power=1.0, n_iter=self.n_iter,
-            momentum=self.momentum, length=num_samples(logmel.shape[-1], cfg), rand_init=False,
+            momentum=self.momentum, length=length, rand_init=False,
         )
         return wav.squeeze(0) if squeeze else wav

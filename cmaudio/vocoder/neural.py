@@ -1,0 +1,308 @@
+"""A Fourier-head neural vocoder in the style of Vocos (Siuzdak 2023, "Vocos: Closing the gap
+between time-domain and Fourier-based neural vocoders").
+
+The network never runs at the sample rate: a ConvNeXt backbone (Liu et al. 2022) works at the
+mel frame rate (62.5 frames/s at 16 kHz) and a linear head predicts, per frame, the STFT log
+magnitude and a phase for every one of the n_fft // 2 + 1 bins; ``torch.istft`` with the mel's own
+n_fft, hop, window and centring turns them into samples. That is what makes it many times faster
+than real time on a CPU, and it keeps frame k of the output STFT centred on the same sample
+(k * hop) as frame k of ``cmaudio.audio.mel_spectrogram``.
+
+    raw log-mel [B, n_mels, frames]
+      -> Conv1d(k=7) -> LayerNorm -> num_layers x ConvNeXt -> LayerNorm  [B, frames, dim]
+      -> Linear(dim, n_fft + 2) -> log|S|, phase p                        2 x [B, n_fft/2+1, frames]
+      -> S = exp(log|S|) (cos p + i sin p) -> istft                       wav [B, (frames-1) * hop]
+
+A vocoder file is one ``.safetensors``: the (EMA) generator weights plus string metadata
+``format = "cmaudio-vocoder"``, ``format_version``, ``config`` (VocoderConfig as JSON, MelConfig
+included), ``name``, ``step`` and ``cmaudio_version``. Loading is strict and never runs code.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import nn
+
+from ..audio import MelConfig, _mel_basis, num_samples
+from ..checkpoint import CheckpointError, atomic_write, load_strict
+from ..config import ConfigError, from_dict, to_dict
+
+__all__ = [
+    "VOCODER_FORMAT",
+    "VOCODER_FORMAT_VERSION",
+    "VocoderConfig",
+    "VocoderNetConfig",
+    "ConvNeXtBlock",
+    "NeuralVocoder",
+    "save_vocoder",
+    "read_vocoder_metadata",
+    "load_neural_vocoder",
+]
+
+VOCODER_FORMAT = "cmaudio-vocoder"
+VOCODER_FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class VocoderNetConfig:
+    """Backbone and head sizes (the [net] table of a vocoder recipe)."""
+
+    dim: int = 128  # backbone width
+    intermediate_dim: int = 384  # ConvNeXt inverted-bottleneck width (3x, as Vocos)
+    num_layers: int = 8
+    kernel_size: int = 7  # depthwise conv over frames
+    # Upper bound of the predicted log magnitude. Vocos clips exp(.) at 1e2; with torch.stft's
+    # unnormalised Hann window a full-scale sine peaks near n_fft / 4 = 256, so we bound the log
+    # instead, above anything audio in [-1, 1] produces, only to stop early overflow.
+    max_log_mag: float = 7.0
+    # "direct": Vocos' phase head, phase = p. "integrated": phase = p + cumsum over frames of
+    # (the bin's centre-frequency advance per hop + a predicted deviation d), a phase-vocoder
+    # prior. The backbone is shift-equivariant: frames of a steady tone, whose mel frames are
+    # (nearly) identical, get (nearly) the same output, and with "direct" the same phase, which
+    # is right only for partials at multiples of sample_rate / hop (62.5 Hz at 16 kHz). Without
+    # the magnitude prior below, a steady 470 Hz sine came out at 437.5 Hz. An integrated advance
+    # lets a steady partial sit anywhere.
+    phase: Literal["direct", "integrated"] = "integrated"
+    # Predict the log magnitude as a correction to the mel filterbank's pseudo-inverse applied to
+    # the mel (FreeV: Lv et al. 2024), the magnitude Griffin-Lim starts from: the head then only
+    # learns what the mel does not say, and training converges much sooner.
+    magnitude_prior: bool = True
+
+    def __post_init__(self) -> None:
+        for key in ("dim", "intermediate_dim", "num_layers"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"net.{key}: must be >= 1")
+        if self.kernel_size < 1 or self.kernel_size % 2 == 0:
+            raise ConfigError("net.kernel_size: must be odd and >= 1 (keeps frames aligned)")
+
+
+@dataclass(frozen=True)
+class VocoderConfig:
+    """Everything needed to rebuild a NeuralVocoder; stored as JSON in its file."""
+
+    mel: MelConfig = field(default_factory=MelConfig)
+    net: VocoderNetConfig = field(default_factory=VocoderNetConfig)
+
+
+class ConvNeXtBlock(nn.Module):
+    """ConvNeXt block over time (Liu et al. 2022; 1-D as in Vocos): depthwise conv, LayerNorm,
+    pointwise MLP with GELU, layer scale, residual. x [B, dim, frames] -> [B, dim, frames]."""
+
+    def __init__(self, dim: int, intermediate_dim: int, kernel_size: int, layer_scale: float):
+        super().__init__()
+        self.dwconv = nn.Conv1d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.pwconv1 = nn.Linear(dim, intermediate_dim)
+        self.act = nn.GELU()
+        self.pwconv2 = nn.Linear(intermediate_dim, dim)
+        # Layer scale 1 / num_layers (Vocos): every block starts close to the identity.
+        self.gamma = nn.Parameter(torch.full((dim,), layer_scale))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.dwconv(x).transpose(1, 2)  # [B, frames, dim]
+        h = self.pwconv2(self.act(self.pwconv1(self.norm(h))))
+        return x + (self.gamma * h).transpose(1, 2)
+
+
+class NeuralVocoder(nn.Module):
+    """forward(raw log-mel [B, n_mels, frames] or [n_mels, frames]) -> wav [B, (frames - 1) * hop]
+    (float32), the length convention of GriffinLim and ``cmaudio.audio.num_samples``."""
+
+    def __init__(self, config: VocoderConfig = VocoderConfig(), name: str = "neural"):
+        super().__init__()
+        self.config = config
+        self.mel_config = config.mel
+        self.name = name
+        self.step = 0  # training step of the loaded weights (load_neural_vocoder sets it)
+        c, m = config.net, config.mel
+        self.embed = nn.Conv1d(m.n_mels, c.dim, c.kernel_size, padding=c.kernel_size // 2)
+        self.norm = nn.LayerNorm(c.dim, eps=1e-6)
+        self.blocks = nn.ModuleList(
+            ConvNeXtBlock(c.dim, c.intermediate_dim, c.kernel_size, 1.0 / c.num_layers)
+            for _ in range(c.num_layers)
+        )
+        self.final_norm = nn.LayerNorm(c.dim, eps=1e-6)
+        n_bins = m.n_fft // 2 + 1
+        # Per bin: log magnitude and phase p (Vocos), plus the phase advance d when integrated.
+        self.head = nn.Linear(c.dim, (2 if c.phase == "direct" else 3) * n_bins)
+        # Phase advance per hop of each bin's centre frequency, 2 pi b hop / n_fft: the STFT of a
+        # steady sinusoid at that frequency turns by exactly this much from frame to frame.
+        advance = 2 * math.pi * torch.arange(n_bins, dtype=torch.float64) * m.hop_length / m.n_fft
+        self.register_buffer(
+            "advance", torch.remainder(advance, 2 * math.pi).float()[:, None], persistent=False
+        )
+        self.register_buffer("window", torch.hann_window(m.win_length), persistent=False)
+        if c.magnitude_prior:
+            fb, _ = _mel_basis(m, "cpu")  # [n_mels, n_bins]
+            self.register_buffer("inv_fb", torch.linalg.pinv(fb), persistent=False)
+        self.apply(_init_weights)
+
+    def spectrum(self, logmel: torch.Tensor) -> torch.Tensor:
+        """Raw log-mel [B, n_mels, frames] -> complex STFT [B, n_fft // 2 + 1, frames]."""
+        x = self.embed(logmel)
+        x = self.norm(x.transpose(1, 2)).transpose(1, 2)
+        for block in self.blocks:
+            x = block(x)
+        x = self.head(self.final_norm(x.transpose(1, 2))).transpose(1, 2)  # [B, k * bins, frames]
+        if self.config.net.phase == "direct":
+            log_mag, p = x.float().chunk(2, dim=1)
+        else:
+            log_mag, p, d = x.float().chunk(3, dim=1)
+            # Wrapping each advance to [0, 2 pi) keeps the running sum small enough for float32
+            # over long clips; cos and sin do not see the difference.
+            step = torch.remainder(self.advance.to(d.device) + d, 2 * math.pi)
+            p = p + torch.cumsum(step, dim=-1)
+        if self.config.net.magnitude_prior:
+            # Negative least-squares magnitudes are floored like the mel itself (log_clamp); the
+            # cap keeps exp finite (no inf - inf in the product) for a wildly out-of-range mel.
+            prior = self.inv_fb.to(logmel.device) @ logmel.float().clamp(max=30.0).exp()
+            log_mag = log_mag + prior.clamp_min(self.mel_config.log_clamp).log()
+        mag = torch.exp(log_mag.clamp(max=self.config.net.max_log_mag))
+        # Vocos: an unbounded p used through (cos p, sin p) is periodic, so the head never has
+        # to learn the wrap-around a direct phase regression would.
+        return torch.polar(mag, p)
+
+    def forward(self, logmel: torch.Tensor) -> torch.Tensor:
+        squeeze = logmel.dim() == 2
+        logmel = logmel.unsqueeze(0) if squeeze else logmel
+        if logmel.dim() != 3 or logmel.shape[1] != self.mel_config.n_mels:
+            raise ValueError(
+                f"vocoder {self.name!r} expects raw log-mel [B, {self.mel_config.n_mels}, frames], "
+                f"got {tuple(logmel.shape)}"
+            )
+        m = self.mel_config
+        frames = logmel.shape[-1]
+        length = num_samples(frames, m)
+        if length == 0:  # one frame renders no samples (num_samples convention); istft refuses it
+            wav = logmel.new_zeros(logmel.shape[0], 0, dtype=torch.float32)
+        else:
+            spec = self.spectrum(logmel.float())
+            # center=True and the mel's own n_fft / hop / window: output frame k is centred on
+            # sample k * hop, exactly where mel_spectrogram centred input frame k.
+            wav = torch.istft(
+                spec,
+                m.n_fft,
+                m.hop_length,
+                m.win_length,
+                window=self.window.to(spec.device),
+                center=True,
+                length=length,
+            )
+        return wav.squeeze(0) if squeeze else wav
+
+
+def _init_weights(module: nn.Module) -> None:
+    # Vocos' initialisation: truncated normal (std 0.02) weights, zero biases.
+    if isinstance(module, (nn.Conv1d, nn.Linear)):
+        nn.init.trunc_normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+
+# ----------------------------------------------------------------------------------------------
+# Files
+
+
+def save_vocoder(
+    path: str | os.PathLike,
+    vocoder: NeuralVocoder,
+    name: str,
+    step: int = 0,
+    extra: dict[str, str] | None = None,
+) -> Path:
+    """Write ``vocoder``'s weights (use the EMA copy) and config as one safetensors file,
+    atomically. Refuses non-finite weights: a NaN vocoder is never saved."""
+    from safetensors.torch import save_file
+
+    from .. import __version__
+
+    tensors = {
+        k: v.detach().to("cpu", torch.float32).contiguous() for k, v in vocoder.state_dict().items()
+    }
+    bad = [k for k, v in tensors.items() if not torch.isfinite(v).all()]
+    if bad:
+        raise CheckpointError(f"{path}: refusing to save non-finite weights ({bad[0]})")
+    meta = {
+        "format": VOCODER_FORMAT,
+        "format_version": str(VOCODER_FORMAT_VERSION),
+        "config": json.dumps(to_dict(vocoder.config)),
+        "name": name,
+        "step": str(int(step)),
+        "cmaudio_version": __version__,
+    }
+    meta.update(extra or {})
+    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+
+
+def read_vocoder_metadata(path: str | os.PathLike) -> tuple[dict[str, str], VocoderConfig]:
+    """Validate a vocoder file's header; return (metadata, VocoderConfig) without the weights.
+    Every refusal is a one-line CheckpointError naming the file."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such vocoder file")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = fh.metadata() or {}
+    except Exception as exc:
+        raise CheckpointError(
+            f"{path}: not a cmaudio vocoder file (unreadable safetensors: {_first_line(exc)})"
+        ) from None
+    if meta.get("format") != VOCODER_FORMAT:
+        raise CheckpointError(
+            f"{path}: unknown vocoder format {meta.get('format')!r} (expected {VOCODER_FORMAT!r})"
+        )
+    try:
+        version = int(meta.get("format_version", ""))
+    except ValueError:
+        raise CheckpointError(
+            f"{path}: bad format_version {meta.get('format_version')!r}"
+        ) from None
+    if not 1 <= version <= VOCODER_FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: vocoder format version {version} is not supported by this cmaudio "
+            f"(reads 1..{VOCODER_FORMAT_VERSION})"
+        )
+    try:
+        config = from_dict(VocoderConfig, json.loads(meta.get("config", "")))
+    except (json.JSONDecodeError, ConfigError) as exc:
+        raise CheckpointError(
+            f"{path}: bad vocoder config in metadata ({_first_line(exc)})"
+        ) from None
+    return meta, config
+
+
+def load_neural_vocoder(
+    path: str | os.PathLike, device: str | torch.device = "cpu", name: str | None = None
+) -> NeuralVocoder:
+    """Rebuild the vocoder a file describes and load its weights strictly (missing, unexpected,
+    mis-shaped or non-finite tensors are one-line CheckpointErrors). ``name`` overrides the
+    file's recorded name (load_vocoder passes the bundled name or the path)."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    meta, config = read_vocoder_metadata(path)
+    try:
+        tensors = load_file(str(path), device="cpu")
+    except Exception as exc:
+        raise CheckpointError(f"{path}: cannot read weights ({_first_line(exc)})") from None
+    vocoder = NeuralVocoder(config, name=name or meta.get("name") or path.stem)
+    load_strict(vocoder, tensors, str(path))
+    try:
+        vocoder.step = int(meta.get("step", "0"))
+    except ValueError:
+        vocoder.step = 0
+    return vocoder.to(device).eval()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:200]

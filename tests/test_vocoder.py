@@ -1,0 +1,757 @@
+"""Vocoders (Griffin-Lim and the Vocos-style neural one), their files, the GAN training loop, the
+copy-synthesis comparison and the spectral distances. Tiny configs, fixed seeds, CPU, seconds."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pickle
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cmaudio import vocoder as vocoder_pkg
+from cmaudio.audio import MelConfig, mel_spectrogram, num_samples
+from cmaudio.checkpoint import save_model
+from cmaudio.config import ConfigError, ModelConfig, NetConfig, from_dict, load_config
+from cmaudio.metrics import cents, dominant_frequency
+from cmaudio.spectral import (
+    evaluate_copy_synthesis,
+    log_magnitude_l1,
+    mel_l1,
+    mr_stft_distance,
+    mr_stft_loss,
+    pesq_available,
+    pesq_wb,
+    spectral_convergence,
+    stft_magnitude,
+)
+from cmaudio.training_loop import TrainingError
+from cmaudio.vocoder import (
+    GriffinLim,
+    NeuralVocoder,
+    VocoderError,
+    bundled_vocoders,
+    check_compatible,
+    default_vocoder_for,
+    load_vocoder,
+)
+from cmaudio.vocoder.discriminators import (
+    Discriminators,
+    discriminator_loss,
+    feature_matching_loss,
+    generator_loss,
+)
+from cmaudio.vocoder.neural import VocoderConfig, VocoderNetConfig, save_vocoder
+from cmaudio.vocoder.train import (
+    SegmentSampler,
+    VocoderTrainConfig,
+    _Trainer,
+    compare,
+    format_table,
+    main,
+    train,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+SR = 16000
+TINY_NET = {"dim": 16, "intermediate_dim": 32, "num_layers": 2}
+# Small discriminators and short segments keep a GAN step well under a second.
+TINY_LOSS = {
+    "mpd_periods": [2, 3],
+    "mpd_channels": [4, 8],
+    "mrd_channels": 4,
+    "mrd_resolutions": [[512, 128, 512], [256, 64, 256]],
+}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: on a small shared CPU, thread barriers cost more than these tiny
+    networks gain from a second core. Restored afterwards for the other test modules."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def tiny_vocoder(
+    seed: int = 0, phase: str = "integrated", mel: MelConfig = MelConfig()
+) -> NeuralVocoder:
+    torch.manual_seed(seed)
+    v = NeuralVocoder(
+        VocoderConfig(mel=mel, net=VocoderNetConfig(**TINY_NET, phase=phase)), name="tiny"
+    )
+    with torch.no_grad():  # away from the init so a round trip that dropped a tensor would show
+        for p in v.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return v.eval()
+
+
+def tiny_cfg(**sections) -> VocoderTrainConfig:
+    data = {
+        "run": {
+            "batch_size": 4,
+            "device": "cpu",
+            "log_every": 1,
+            "sample_every": 0,
+            "save_every": 1,
+        },
+        "net": dict(TINY_NET),
+        "loss": dict(TINY_LOSS),
+        "data": {"segment_frames": 8},
+        "optim": {"warmup_steps": 2, "lr": 1e-3},
+    }
+    for k, v in sections.items():
+        data[k] = {**data.get(k, {}), **v}
+    return from_dict(VocoderTrainConfig, data)
+
+
+def sine_clips(freqs, seconds: float = 0.5, seed: int = 0) -> torch.Tensor:
+    """[len(freqs), seconds * SR] sines of amplitude 0.5 with random start phases."""
+    g = torch.Generator().manual_seed(seed)
+    t = torch.arange(round(seconds * SR)) / SR
+    f = torch.as_tensor(freqs, dtype=torch.float32)[:, None]
+    return 0.5 * torch.sin(
+        2 * math.pi * f * t + 2 * math.pi * torch.rand(len(freqs), 1, generator=g)
+    )
+
+
+def assert_one_line(exc: pytest.ExceptionInfo, *needles: str) -> None:
+    msg = str(exc.value)
+    assert "\n" not in msg, msg
+    for n in needles:
+        assert n in msg, msg
+
+
+# ----------------------------------------------------------------------------------------------
+# Shapes and the length convention
+
+
+@pytest.mark.parametrize("frames", [1, 7, 63])
+@pytest.mark.parametrize("phase", ["direct", "integrated"])
+def test_neural_shapes_for_odd_frame_counts(frames, phase):
+    v = tiny_vocoder(phase=phase)
+    with torch.no_grad():
+        wav = v(torch.randn(3, 80, frames) - 5)
+        single = v(torch.randn(80, frames) - 5)
+    assert wav.shape == (3, num_samples(frames, v.mel_config)) and wav.dtype == torch.float32
+    assert single.shape == (num_samples(frames, v.mel_config),)
+    assert torch.isfinite(wav).all()
+
+
+@pytest.mark.parametrize("frames", [7, 63])
+def test_griffinlim_shapes_for_odd_frame_counts(frames):
+    wav = GriffinLim(n_iter=2)(torch.randn(3, 80, frames) - 5)
+    assert wav.shape == (3, num_samples(frames, MelConfig())) and torch.isfinite(wav).all()
+
+
+def test_griffinlim_one_frame():
+    assert GriffinLim(n_iter=2)(torch.randn(2, 80, 1)).shape == (2, 0)
+
+
+def test_wrong_mel_bins_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"expects raw log-mel \[B, 80, frames\]"):
+        tiny_vocoder()(torch.randn(1, 64, 10))
+
+
+def test_output_frames_align_with_mel_frames(monkeypatch):
+    """If the head predicted the exact STFT, the output would be the input sample for sample: the
+    istft uses the mel's n_fft, hop, window and centring, so its frame k is the mel's frame k."""
+    g = torch.Generator().manual_seed(0)
+    wav = torch.randn(2, 5000, generator=g) * 0.1
+    cfg = MelConfig()
+    spec = torch.stft(
+        wav,
+        cfg.n_fft,
+        cfg.hop_length,
+        cfg.win_length,
+        torch.hann_window(cfg.win_length),
+        center=True,
+        pad_mode="constant",
+        return_complex=True,
+    )
+    mel = mel_spectrogram(wav)
+    assert spec.shape[-1] == mel.shape[-1]
+    v = tiny_vocoder()
+    monkeypatch.setattr(v, "spectrum", lambda logmel: spec)
+    out = v(mel)
+    n = num_samples(mel.shape[-1], cfg)
+    assert out.shape == (2, n) and torch.allclose(out, wav[:, :n], atol=1e-5)
+
+
+# ----------------------------------------------------------------------------------------------
+# Pitch survives copy synthesis
+
+
+def test_sine_pitch_survives_griffinlim(tone):
+    ref = torch.from_numpy(tone(440.0))[None]
+    out = GriffinLim()(mel_spectrogram(ref))
+    assert abs(float(cents(dominant_frequency(out, SR), 440.0))) < 50
+
+
+def overfit(freq: float, phase: str, steps: int) -> tuple[NeuralVocoder, torch.Tensor]:
+    """A small generator trained on one steady tone with the reconstruction losses only. The
+    heavy MR-STFT weight matters: mel bands 66 Hz wide leave a partial's exact frequency to the
+    2048-point STFT term, and with it every sine phase seed tried lands within 30 cents."""
+    cfg = from_dict(
+        VocoderTrainConfig,
+        {
+            "net": {"dim": 64, "intermediate_dim": 128, "num_layers": 2, "phase": phase},
+            "run": {"batch_size": 4, "device": "cpu"},
+            "data": {"segment_frames": 16, "gain_db": 0},
+            "optim": {"lr": 3e-3, "warmup_steps": 10, "lr_decay_steps": steps, "ema_decay": 0.9},
+            "loss": {"adv_start_step": 10**9, "stft_weight": 40.0},
+        },
+    )
+    clips = sine_clips([freq] * 8, seconds=1.0)
+    trainer = _Trainer(cfg, SegmentSampler([clips], 16 * 256, seed=0), torch.device("cpu"))
+    for _ in range(steps):
+        assert trainer.train_step() is not None
+    with torch.no_grad():
+        out = trainer.ema(mel_spectrogram(clips[:2]))
+    return trainer.ema, out
+
+
+def test_sine_pitch_survives_neural_vocoder():
+    """470 Hz, not 440: 440 Hz is 10 cents from 437.5 Hz, a multiple of sample_rate / hop that a
+    hop-periodic output hits (next test); 470 Hz lies between 437.5 and 500 Hz."""
+    _, out = overfit(470.0, "integrated", 250)
+    assert torch.isfinite(out).all()
+    assert float(cents(dominant_frequency(out, SR), 470.0).abs().max()) < 50
+
+
+@pytest.mark.parametrize("phase", ["direct", "integrated"])
+def test_only_the_integrated_phase_escapes_hop_periodicity(phase):
+    """Why phase = "integrated" is the default. The backbone is shift-equivariant, so frames of a
+    perfectly steady mel get identical outputs; with Vocos' direct phase the waveform then
+    repeats every hop (its partials can only sit at multiples of 62.5 Hz), while a per-frame
+    phase advance, integrated over frames, lets them sit anywhere."""
+    column = mel_spectrogram(sine_clips([470.0], seconds=1.0))[:, :, 30:31]
+    steady = column.repeat(1, 1, 63)
+    with torch.no_grad():
+        out = tiny_vocoder(phase=phase)(steady)[0]
+    mid = out[4096:8192]
+    periodic = torch.allclose(mid, out[4096 + 256 : 8192 + 256], atol=1e-5 * float(mid.abs().max()))
+    assert periodic == (phase == "direct")
+
+
+# ----------------------------------------------------------------------------------------------
+# Files: strict loading
+
+
+def test_round_trip_is_bit_exact(tmp_path):
+    v = tiny_vocoder()
+    path = save_vocoder(tmp_path / "v.safetensors", v, "tiny-16k", step=7)
+    w = load_vocoder(path)
+    assert isinstance(w, NeuralVocoder) and w.config == v.config and w.step == 7
+    assert w.name == str(path) and w.mel_config == MelConfig()
+    for (k, a), (k2, b) in zip(v.state_dict().items(), w.state_dict().items()):
+        assert k == k2 and torch.equal(a, b)
+    mel = torch.randn(2, 80, 9) - 5
+    with torch.no_grad():
+        assert torch.equal(v(mel), w(mel))
+    assert [p.name for p in tmp_path.iterdir()] == ["v.safetensors"]
+
+
+def rewrite(path, tensors, meta):
+    from safetensors.torch import save_file
+
+    save_file(tensors, str(path), metadata=meta)
+    return path
+
+
+@pytest.fixture
+def saved(tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    path = save_vocoder(tmp_path / "v.safetensors", tiny_vocoder(), "tiny")
+    with safe_open(str(path), framework="pt") as fh:
+        meta = fh.metadata()
+    return path, load_file(str(path)), meta
+
+
+def test_missing_tensor_refused(saved, tmp_path):
+    path, tensors, meta = saved
+    tensors.pop("head.weight")
+    bad = rewrite(tmp_path / "missing.safetensors", tensors, meta)
+    with pytest.raises(VocoderError) as exc:
+        load_vocoder(bad)
+    assert_one_line(exc, "missing.safetensors", "1 missing", "head.weight")
+
+
+def test_unexpected_tensor_refused(saved, tmp_path):
+    path, tensors, meta = saved
+    tensors["extra.weight"] = torch.zeros(3)
+    bad = rewrite(tmp_path / "extra.safetensors", tensors, meta)
+    with pytest.raises(VocoderError) as exc:
+        load_vocoder(bad)
+    assert_one_line(exc, "extra.safetensors", "unexpected", "extra.weight")
+
+
+def test_misshaped_and_nonfinite_tensors_refused(saved, tmp_path):
+    path, tensors, meta = saved
+    shaped = dict(tensors, **{"head.bias": torch.zeros(5)})
+    with pytest.raises(VocoderError) as exc:
+        load_vocoder(rewrite(tmp_path / "shape.safetensors", shaped, meta))
+    assert_one_line(exc, "shape.safetensors", "head.bias", "shape")
+    nan = dict(tensors, **{"head.bias": torch.full_like(tensors["head.bias"], math.nan)})
+    with pytest.raises(VocoderError) as exc:
+        load_vocoder(rewrite(tmp_path / "nan.safetensors", nan, meta))
+    assert_one_line(exc, "nan.safetensors", "non-finite")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"format": "cmaudio-model"},
+        {"format": "something-else"},
+        {"format_version": "99"},
+        {"format_version": "x"},
+        {"config": "{not json"},
+        {"config": json.dumps({"net": {"dim": -1}})},
+        {"config": json.dumps({"bogus": 1})},
+    ],
+)
+def test_bad_metadata_refused(saved, tmp_path, change):
+    path, tensors, meta = saved
+    bad = rewrite(tmp_path / "meta.safetensors", tensors, {**meta, **change})
+    with pytest.raises(VocoderError) as exc:
+        load_vocoder(bad)
+    assert_one_line(exc, "meta.safetensors")
+
+
+def test_acoustic_model_file_is_not_a_vocoder(tmp_path):
+    from cmaudio.precond import Denoiser
+
+    cfg = ModelConfig(net=NetConfig(channels=8, channel_mult=(1,), num_blocks=1, attention=False))
+    path = save_model(tmp_path / "model.safetensors", Denoiser(cfg), cfg)
+    with pytest.raises(VocoderError) as exc:
+        load_vocoder(path)
+    assert_one_line(exc, "model.safetensors", "unknown vocoder format 'cmaudio-model'")
+
+
+def test_random_bytes_and_pickles_refused_without_running(tmp_path, monkeypatch):
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(os.urandom(4096))
+    with pytest.raises(VocoderError) as exc:
+        load_vocoder(junk)
+    assert_one_line(exc, "junk.safetensors")
+
+    marker = tmp_path / "PWNED"
+    monkeypatch.setenv("CMAUDIO_PWNED", str(marker))
+
+    class Boom:
+        def __reduce__(self):
+            return (os.system, (f"touch {os.environ['CMAUDIO_PWNED']}",))
+
+    evil = tmp_path / "evil.safetensors"
+    evil.write_bytes(pickle.dumps(Boom()))
+    with pytest.raises(VocoderError):
+        load_vocoder(evil)
+    assert not marker.exists()
+    with pytest.raises(VocoderError) as exc:
+        load_vocoder(tmp_path / "absent.safetensors")
+    assert_one_line(exc, "absent.safetensors", "no such vocoder file")
+
+
+def test_non_finite_weights_are_never_saved(tmp_path):
+    v = tiny_vocoder()
+    with torch.no_grad():
+        v.head.bias[0] = math.nan
+    with pytest.raises(ValueError, match="non-finite"):
+        save_vocoder(tmp_path / "v.safetensors", v, "tiny")
+    assert not list(tmp_path.iterdir())
+
+
+# ----------------------------------------------------------------------------------------------
+# Names, defaults and the mel contract
+
+
+@pytest.fixture
+def assets(tmp_path, monkeypatch):
+    """A private assets folder holding one bundled neural vocoder named vocoder-16k."""
+    folder = tmp_path / "assets"
+    folder.mkdir()
+    save_vocoder(folder / "vocoder-16k.safetensors", tiny_vocoder(), "vocoder-16k")
+    monkeypatch.setattr(vocoder_pkg, "ASSETS", folder)
+    return folder
+
+
+def test_bundled_name_resolves(assets):
+    assert bundled_vocoders() == ["vocoder-16k"]
+    v = load_vocoder("vocoder-16k")
+    assert isinstance(v, NeuralVocoder) and v.name == "vocoder-16k" and not v.training
+
+
+def test_unknown_name_lists_what_exists(assets):
+    with pytest.raises(VocoderError) as exc:
+        load_vocoder("hifigan")
+    assert_one_line(exc, "'hifigan'", "griffinlim", "vocoder-16k")
+
+
+def test_default_is_the_bundled_neural_vocoder_when_the_mel_matches(assets):
+    v = default_vocoder_for(MelConfig())
+    assert isinstance(v, NeuralVocoder) and v.name == "vocoder-16k"
+    other = MelConfig(n_mels=64)
+    g = default_vocoder_for(other)
+    assert isinstance(g, GriffinLim) and g.mel_config == other and g.name == "griffinlim"
+
+
+def test_default_falls_back_when_a_bundled_file_is_damaged(assets, caplog):
+    (assets / "vocoder-16k.safetensors").write_bytes(b"not a safetensors file")
+    assert isinstance(default_vocoder_for(MelConfig()), GriffinLim)
+    assert "skipping bundled vocoder vocoder-16k" in caplog.text
+
+
+def test_default_without_bundled_vocoders_is_griffinlim(tmp_path, monkeypatch):
+    monkeypatch.setattr(vocoder_pkg, "ASSETS", tmp_path)
+    assert isinstance(default_vocoder_for(MelConfig()), GriffinLim)
+
+
+def test_mel_mismatch_refused_with_a_message(tmp_path):
+    v = tiny_vocoder()
+    other = MelConfig(hop_length=200, win_length=800)
+    with pytest.raises(VocoderError) as exc:
+        check_compatible(v, other)
+    assert_one_line(exc, "'tiny'", "hop_length: model 200 vs vocoder 256", "win_length")
+    check_compatible(v, MelConfig())
+    path = save_vocoder(tmp_path / "v.safetensors", v, "tiny")
+    with pytest.raises(VocoderError, match="another mel front end"):
+        load_vocoder(path, mel_config=other)
+    assert load_vocoder(path, mel_config=MelConfig()).mel_config == MelConfig()
+
+
+# ----------------------------------------------------------------------------------------------
+# Discriminators and adversarial losses
+
+
+@pytest.mark.parametrize("T", [1001, 4096])
+def test_discriminator_outputs(T):
+    torch.manual_seed(0)
+    d = Discriminators(
+        **{
+            "periods": (2, 3),
+            "mpd_channels": (4, 8),
+            "mrd_channels": 4,
+            "resolutions": ((512, 128, 512), (256, 64, 256)),
+        }
+    )
+    scores, fmaps = d(torch.randn(2, T) * 0.1)
+    assert len(scores) == len(fmaps) == 4
+    assert all(s.shape[0] == 2 and s.dim() == 2 for s in scores)
+    assert all(len(f) == 4 for f in fmaps[:2]) and all(len(f) == 6 for f in fmaps[2:])
+
+
+def test_adversarial_losses_known_values():
+    one, minus = [torch.ones(2, 3)], [-torch.ones(2, 3)]
+    assert float(discriminator_loss(one, minus, "hinge")) == 0.0  # both beyond the margin
+    assert float(generator_loss(one, "hinge")) == 0.0
+    assert float(discriminator_loss(minus, one, "hinge")) == 4.0
+    zero = [torch.zeros(2, 3)]
+    assert float(discriminator_loss(one, zero, "lsgan")) == 0.0
+    assert float(generator_loss(zero, "lsgan")) == 1.0
+    f = [[torch.randn(2, 4), torch.randn(2, 5)]]
+    assert float(feature_matching_loss(f, f)) == 0.0
+    g = [[f[0][0] + 1, f[0][1] - 2]]
+    assert float(feature_matching_loss(f, g)) == pytest.approx(3.0)
+    with pytest.raises(ValueError, match="unknown adversarial loss"):
+        generator_loss(one, "wgan")
+
+
+# ----------------------------------------------------------------------------------------------
+# Training
+
+
+@pytest.mark.parametrize("adv_kind", ["hinge", "lsgan"])
+def test_two_gan_steps_are_finite_and_move_both_networks(adv_kind):
+    cfg = tiny_cfg(loss={"adv_kind": adv_kind, "adv_start_step": 0})
+    trainer = _Trainer(
+        cfg, SegmentSampler([sine_clips([220.0, 330.0, 440.0])], 8 * 256, 0), torch.device("cpu")
+    )
+    g0 = {k: v.clone() for k, v in trainer.gen.state_dict().items()}
+    d0 = {k: v.clone() for k, v in trainer.disc.state_dict().items()}
+    t0 = time.perf_counter()
+    recs = [trainer.train_step() for _ in range(2)]
+    assert time.perf_counter() - t0 < 10
+    for r in recs:
+        assert r is not None and r["adversarial"]
+        assert all(
+            math.isfinite(r[k]) for k in ("loss_g", "loss_d", "loss_adv", "loss_fm", "mel", "stft")
+        )
+    assert any(not torch.equal(g0[k], v) for k, v in trainer.gen.state_dict().items())
+    assert any(not torch.equal(d0[k], v) for k, v in trainer.disc.state_dict().items())
+    assert trainer.step == 2
+
+
+def test_warm_up_leaves_the_discriminators_alone():
+    cfg = tiny_cfg(loss={"adv_start_step": 5})
+    trainer = _Trainer(cfg, SegmentSampler([sine_clips([220.0])], 8 * 256, 0), torch.device("cpu"))
+    d0 = {k: v.clone() for k, v in trainer.disc.state_dict().items()}
+    rec = trainer.train_step()
+    assert not rec["adversarial"] and "loss_d" not in rec
+    assert all(torch.equal(d0[k], v) for k, v in trainer.disc.state_dict().items())
+
+
+def test_segment_sampler_is_seeded_balanced_and_resumable():
+    big, small = torch.zeros(100, 4000) + 0.5, torch.zeros(2, 4000) - 0.5
+    a, b = SegmentSampler([big, small], 1024, seed=3), SegmentSampler([big, small], 1024, seed=3)
+    x = a.next(400)
+    assert x.shape == (400, 1024) and torch.equal(x, b.next(400))
+    assert 0.35 < float((x < 0).float().mean()) < 0.65  # the 2-clip set drawn half the time
+    state = a.state_dict()
+    y = a.next(8)
+    a.load_state_dict(state)
+    assert torch.equal(a.next(8), y)
+    with pytest.raises(TrainingError, match="longer than the clips"):
+        SegmentSampler([big], 5000, seed=0)
+
+
+def test_run_folder_contents(tmp_path):
+    cfg = tiny_cfg(
+        run={"steps": 4, "sample_every": 4, "save_every": 2, "log_every": 2, "snapshot_every": 3},
+        loss={"adv_start_step": 2},
+    )
+    clips = [sine_clips([220.0, 330.0]), sine_clips([550.0, 660.0], seed=1)]
+    held = [("low", sine_clips([247.0])), ("high", sine_clips([587.0]))]
+    res = train(cfg, tmp_path / "r", progress=False, clips=clips, eval_clips=held)
+    names = {p.name for p in (tmp_path / "r").iterdir()}
+    assert names == {
+        "config.json",
+        "log.jsonl",
+        "samples",
+        "vocoder.safetensors",
+        "state.pt",
+        "vocoder-0000003.safetensors",
+    }
+    assert res.steps == 4 and res.bad_steps == 0 and set(res.eval) == {"mr_stft", "mel_l1"}
+    recs = [json.loads(x) for x in (tmp_path / "r" / "log.jsonl").read_text().splitlines()]
+    train_recs = [r for r in recs if "loss_g" in r]
+    assert [r["step"] for r in train_recs] == [2, 4]
+    assert (
+        not train_recs[0]["adversarial"]
+        and train_recs[1]["adversarial"]
+        and "loss_d" in train_recs[1]
+    )
+    assert any("eval_mel_l1" in r for r in recs)
+    samples = sorted(p.name for p in (tmp_path / "r" / "samples").iterdir())
+    assert "step0000004_low0.wav" in samples and "step0000004_high0.wav" in samples
+    saved = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert from_dict(VocoderTrainConfig, saved) == cfg
+    v = load_vocoder(tmp_path / "r" / "vocoder.safetensors")
+    assert v.step == 4 and v.config == cfg.vocoder_config
+    with pytest.raises(TrainingError, match="--resume"):
+        train(cfg, tmp_path / "r", progress=False, clips=clips)
+
+
+def test_resume_is_exact(tmp_path):
+    clips = [sine_clips([220.0, 330.0, 440.0])]
+    kw = {"loss": {"adv_start_step": 2}}
+    train(tiny_cfg(run={"steps": 6}, **kw), tmp_path / "a", progress=False, clips=clips)
+    train(tiny_cfg(run={"steps": 3}, **kw), tmp_path / "b", progress=False, clips=clips)
+    train(
+        tiny_cfg(run={"steps": 6}, **kw), tmp_path / "b", progress=False, clips=clips, resume=True
+    )
+    from cmaudio.checkpoint import load_state
+
+    sa, sb = load_state(tmp_path / "a" / "state.pt"), load_state(tmp_path / "b" / "state.pt")
+    assert sa["step"] == sb["step"] == 6
+    for part in ("generator", "ema", "discriminators"):
+        for k in sa[part]:
+            assert torch.allclose(sa[part][k], sb[part][k], atol=1e-6), (part, k)
+    steps = [json.loads(x)["step"] for x in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps)) and steps[-1] == 6
+
+
+def test_resume_refuses_a_different_config(tmp_path):
+    clips = [sine_clips([220.0])]
+    train(tiny_cfg(run={"steps": 1}), tmp_path / "r", progress=False, clips=clips)
+    with pytest.raises(TrainingError, match=r"different \[net\]"):
+        train(
+            tiny_cfg(run={"steps": 2}, net={"dim": 24}),
+            tmp_path / "r",
+            progress=False,
+            clips=clips,
+            resume=True,
+        )
+
+
+def test_non_finite_steps_are_skipped_then_stop(tmp_path):
+    clips = [torch.full((2, 4000), math.nan)]
+    cfg = tiny_cfg(run={"steps": 5, "max_bad_steps": 3})
+    with pytest.raises(TrainingError, match="non-finite for 3 steps in a row"):
+        train(cfg, tmp_path / "r", progress=False, clips=clips)
+    assert not (tmp_path / "r" / "vocoder.safetensors").exists()
+
+
+def test_config_is_strict():
+    with pytest.raises(ConfigError, match="loss.adv_kind"):
+        from_dict(VocoderTrainConfig, {"loss": {"adv_kind": "wgan"}})
+    with pytest.raises(ConfigError, match="net.phase"):
+        from_dict(VocoderTrainConfig, {"net": {"phase": "random"}})
+    with pytest.raises(ConfigError, match="net.kernel_size"):
+        from_dict(VocoderTrainConfig, {"net": {"kernel_size": 4}})
+    with pytest.raises(ConfigError, match="data.bogus"):
+        from_dict(VocoderTrainConfig, {"data": {"bogus": 1}})
+
+
+@pytest.mark.parametrize("recipe", ["vocoder.toml", "tiny.toml"])
+def test_recipes_load(recipe):
+    cfg = load_config(ROOT / "recipes" / "vocoder" / recipe, cls=VocoderTrainConfig)
+    assert cfg.mel == MelConfig() and len(cfg.data.roots) == 3
+    if recipe == "vocoder.toml":
+        assert cfg.name == "vocoder-16k" and cfg.loss.adv_start_step < cfg.run.steps
+        n = sum(p.numel() for p in NeuralVocoder(cfg.vocoder_config).parameters())
+        assert n * 4 < 10e6  # the bundled file stays under 10 MB in float32
+
+
+# ----------------------------------------------------------------------------------------------
+# Spectral distances
+
+
+def test_distances_of_a_signal_to_itself_are_zero(tone):
+    x = torch.from_numpy(np.stack([tone(440.0), tone(1000.0, amp=0.1)]))
+    assert torch.allclose(mr_stft_distance(x, x), torch.zeros(2), atol=1e-6)
+    assert torch.allclose(mel_l1(x, x), torch.zeros(2), atol=1e-6)
+
+
+def test_distances_grow_with_noise(tone):
+    x = torch.from_numpy(tone(440.0))[None]
+    g = torch.Generator().manual_seed(0)
+    noise = torch.randn(1, x.shape[-1], generator=g)
+    d = [float(mr_stft_distance(x + s * noise, x)) for s in (0.001, 0.01, 0.1)]
+    m = [float(mel_l1(x + s * noise, x)) for s in (0.001, 0.01, 0.1)]
+    assert 0 < d[0] < d[1] < d[2] and 0 < m[0] < m[1] < m[2]
+
+
+def test_spectral_convergence_is_scale_invariant_and_log_mag_sees_gain(tone):
+    x = torch.from_numpy(tone(440.0))[None]
+    y = x + 0.05 * torch.randn(1, x.shape[-1], generator=torch.Generator().manual_seed(1))
+    ex, ey = stft_magnitude(x, 1024, 256, 1024), stft_magnitude(y, 1024, 256, 1024)
+    sc = spectral_convergence(ey, ex)
+    assert torch.allclose(spectral_convergence(3 * ey, 3 * ex), sc, rtol=1e-5)
+    # A pure gain of 2 moves every log magnitude above the floor by ln 2 (white noise: all bins).
+    noise = torch.randn(1, 8000, generator=torch.Generator().manual_seed(2)) * 0.1
+    loud = stft_magnitude(noise, 1024, 256, 1024)[..., 2:-2]  # edge frames see the zero padding
+    assert float(log_magnitude_l1(2 * loud, loud)) == pytest.approx(math.log(2), rel=1e-3)
+
+
+def test_lengths_are_cropped_and_shapes_are_per_clip():
+    a, b = torch.randn(3, 4000) * 0.1, torch.randn(3, 4100) * 0.1
+    assert mr_stft_distance(a, b).shape == (3,) and mel_l1(a, b).shape == (3,)
+    parts = mr_stft_distance(a, b, components=True)
+    assert torch.allclose(parts["total"], parts["sc"] + parts["mag"])
+    with pytest.raises(ValueError, match="batch sizes differ"):
+        mel_l1(a, b[:2])
+
+
+def test_training_loss_is_not_blown_up_by_a_silent_segment():
+    g = torch.Generator().manual_seed(0)
+    ref = torch.randn(4, 4096, generator=g) * 0.1
+    ref[0] = 0.0  # a segment cut from the silent tail of a clip
+    est = ref + 0.01 * torch.randn(4, 4096, generator=g)
+    assert float(mr_stft_distance(est, ref)[0]) > 1e3  # per clip: SC divides by ~0
+    loss = mr_stft_loss(est, ref)
+    assert loss.dim() == 0 and float(loss) < 10
+    assert float(mr_stft_loss(ref, ref)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_losses_have_finite_gradients_on_silence():
+    est = torch.zeros(2, 4096, requires_grad=True)
+    zeros = torch.zeros(2, 4096)
+    (mr_stft_loss(est, zeros) + mel_l1(est, zeros).sum()).backward()
+    assert torch.isfinite(est.grad).all()
+
+
+def test_pesq(tone):
+    x = torch.from_numpy(tone(440.0))[None]
+    if not pesq_available():
+        with pytest.raises(ImportError, match="pip install pesq"):
+            pesq_wb(x, x, SR)
+        return
+    assert pesq_wb(x, x, SR).shape == (1,)
+
+
+def test_copy_synthesis_report(tone):
+    wavs = torch.from_numpy(np.stack([tone(440.0), tone(660.0)]))
+    m = evaluate_copy_synthesis(
+        GriffinLim(n_iter=8), wavs, MelConfig(), batch_size=1, with_pesq=False
+    )
+    assert m["clips"] == 2 and m["x_realtime"] > 0 and m["seconds"] > 0
+    assert 0 < m["mel_l1"] < 1 and m["mr_stft"] == pytest.approx(m["sc"] + m["log_mag"])
+
+
+# ----------------------------------------------------------------------------------------------
+# The comparison CLI
+
+
+@pytest.fixture
+def heldout(tmp_path, tone, write_wav):
+    root = tmp_path / "tones"
+    for i, f in enumerate([220.0, 330.0, 440.0, 550.0]):
+        write_wav(root / "t" / f"{i}.wav", tone(f, seconds=0.5))
+    (root / "testing_list.txt").write_text("t/2.wav\nt/3.wav\n")
+    return root
+
+
+def test_compare_prints_a_table(tmp_path, heldout, capsys):
+    path = save_vocoder(tmp_path / "v.safetensors", tiny_vocoder(), "tiny")
+    rows = compare([str(path)], [str(heldout)], seconds=0.5, gl_iters=4, progress=False)
+    assert [(r["data"], r["vocoder"], r["clips"]) for r in rows] == [
+        ("tones", "griffinlim-4", 2),
+        ("tones", str(path), 2),
+    ]
+    out_json = tmp_path / "rows.json"
+    assert (
+        main(
+            [
+                "--compare",
+                str(path),
+                "--data",
+                str(heldout),
+                "--seconds",
+                "0.5",
+                "--gl-iters",
+                "4",
+                "--no-progress",
+                "--json",
+                str(out_json),
+            ]
+        )
+        == 0
+    )
+    table = capsys.readouterr().out
+    assert "| tones | griffinlim-4 | 2 |" in table and "MR-STFT" in table
+    assert len(json.loads(out_json.read_text())) == 2
+    assert format_table(rows).count("\n") == 3
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        ([], "give a CONFIG.toml"),
+        (["--compare", "x.safetensors"], "--compare needs --data"),
+        (["cfg.toml", "--compare", "x.safetensors", "--data", "d"], "--compare takes no CONFIG"),
+        (
+            ["--compare", "nonexistent-vocoder", "--data", "d"],
+            "unknown vocoder 'nonexistent-vocoder'",
+        ),
+        (["no-such.toml"], "no such config file"),
+    ],
+)
+def test_cli_errors_are_one_line(argv, needle, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and needle in err, err
+
+
+def test_cli_dry_run(capsys):
+    recipe = ROOT / "recipes" / "vocoder" / "vocoder.toml"
+    assert main([str(recipe), "--set", "run.steps=5", "--dry-run"]) == 0
+    cfg = json.loads(capsys.readouterr().out)
+    assert cfg["run"]["steps"] == 5 and cfg["name"] == "vocoder-16k"
