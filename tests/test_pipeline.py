@@ -60,7 +60,7 @@ def test_same_seed_same_audio(pipe):
         "steps": 2,
         "calls": 2,
         "model": pipe.name,
-        "vocoder": "griffinlim",
+        "vocoder": "vocoder-16k",
     }
 
 
@@ -69,11 +69,21 @@ def test_sample_depends_only_on_its_seed(pipe):
     full = pipe.generate(labels=labels, steps=2, seed=10, batch_size=8)
     one_by_one = pipe.generate(labels=labels, steps=2, seed=10, batch_size=1)
     assert float((full.mels - one_by_one.mels).abs().max()) < 1e-5
-    # Griffin-Lim's 32 phase-retrieval iterations amplify float rounding of the mel (~1e-7) to
-    # ~1e-3 in the waveform; a feed-forward vocoder keeps it at the mel's level.
-    assert float((full.waveforms - one_by_one.waveforms).abs().max()) < 5e-3
+    assert pipe.vocoder.name == "vocoder-16k"  # the bundled neural vocoder: feed-forward
+    assert float((full.waveforms - one_by_one.waveforms).abs().max()) < 1e-5
     alone = pipe.generate(labels=["high"], steps=2, seed=13)
     assert float((alone.mels[0] - full.mels[3]).abs().max()) < 1e-5
+
+
+def test_griffinlim_batch_independence_is_looser(model_path):
+    """Griffin-Lim's 32 phase-retrieval iterations amplify float rounding of the mel (~1e-7) to
+    ~1e-3 in the waveform; the mels themselves stay within 1e-5."""
+    pipe = Pipeline.from_pretrained(model_path, device="cpu", vocoder="griffinlim")
+    labels = ["low", "high"] * 4
+    full = pipe.generate(labels=labels, steps=2, seed=10, batch_size=8)
+    one_by_one = pipe.generate(labels=labels, steps=2, seed=10, batch_size=1)
+    assert float((full.mels - one_by_one.mels).abs().max()) < 1e-5
+    assert float((full.waveforms - one_by_one.waveforms).abs().max()) < 5e-3
 
 
 def test_steps_and_sigmas(pipe):

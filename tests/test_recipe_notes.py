@@ -204,11 +204,11 @@ def test_audiofolder_reads_pitch_and_family(tiny):
             assert Path(it.path).stem.split("-")[1] == f"{int(it.labels[0]):03d}"
         seen[split] = len(ds)
     assert sum(seen.values()) == 8
-    # the NSynth reader finds the same clips and labels (it takes every clip as "train")
+    # the NSynth reader finds the same clips, labels and splits (each record carries its split)
     items = index_dataset(tiny, "nsynth", label_fields=("pitch", "family"))
-    assert len(items) == 8 and all(it.split == "train" for it in items)
     manifest = index_dataset(tiny, "manifest", "manifest.jsonl", ("pitch", "family"))
-    assert [(it.path, it.labels) for it in items] == [(it.path, it.labels) for it in manifest]
+    assert len(items) == 8
+    assert [(it.path, it.labels, it.split) for it in items] == [(it.path, it.labels, it.split) for it in manifest]
 
 
 @needs_fluidsynth
