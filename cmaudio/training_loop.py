@@ -33,7 +33,7 @@ from .config import ConfigError, ModelConfig, TrainConfig, from_dict, to_dict
 from .objectives import build_objective
 from .precond import Denoiser
 
-__all__ = ["run", "TrainingError", "RunResult", "default_sigmas", "resolve_device"]
+__all__ = ["ema_update", "truncate_log", "run", "TrainingError", "RunResult", "default_sigmas", "resolve_device"]
 
 log = logging.getLogger("cmaudio")
 
@@ -130,7 +130,7 @@ def _set_rng_state(state: dict) -> None:
 
 
 @torch.no_grad()
-def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
     for pe, pm in zip(ema.parameters(), model.parameters()):
         pe.lerp_(pm.detach(), 1 - decay)
 
@@ -345,7 +345,7 @@ def _run(cfg: TrainConfig, run_dir: Path, d: _Dist, resume: bool, progress: bool
             raise TrainingError(f"{state_path}: saved with {len(st['rng'])} processes, resumed with {d.world}")
         _set_rng_state(st["rng"][d.rank])
         if d.main:
-            _truncate_log(run_dir / "log.jsonl", step)
+            truncate_log(run_dir / "log.jsonl", step)
             for tmp in run_dir.glob(".*.tmp"):  # torn writes of a killed run; the renamed files are whole
                 tmp.unlink(missing_ok=True)
             log.info("resuming %s at step %d", run_dir, step)
@@ -461,9 +461,9 @@ def _run(cfg: TrainConfig, run_dir: Path, d: _Dist, resume: bool, progress: bool
                 f"weights became non-finite at step {step}; nothing was saved after step "
                 f"{step - step % cfg.run.save_every}. Lower optim.lr."
             )
-        _ema_update(ema, model, _eval_ema_decay(cfg, step))
+        ema_update(ema, model, _eval_ema_decay(cfg, step))
         if target is not None:
-            _ema_update(target, model, objective.target_decay(step))
+            ema_update(target, model, objective.target_decay(step))
         step += 1
         window.append(d.mean(loss_sum))
         if bar:
@@ -534,7 +534,7 @@ def _weights_digest(model: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-def _truncate_log(path: Path, step: int) -> None:
+def truncate_log(path: Path, step: int) -> None:
     """Drop log lines past the resumed step (written after the last checkpoint of a killed run)."""
     if not path.exists():
         return

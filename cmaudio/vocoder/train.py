@@ -51,7 +51,7 @@ from ..spectral import (
     mr_stft_loss,
     multi_resolution_mel_l1,
 )
-from ..training_loop import TrainingError, resolve_device
+from ..training_loop import TrainingError, ema_update, resolve_device, truncate_log
 from .discriminators import (
     Discriminators,
     discriminator_loss,
@@ -392,11 +392,6 @@ def _lr(o: VocoderOptimConfig, base: float, step: int) -> float:
 
 
 @torch.no_grad()
-def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
-    for pe, pm in zip(ema.parameters(), model.parameters()):
-        pe.lerp_(pm.detach(), 1 - decay)
-
-
 def _optimizer(params, o: VocoderOptimConfig, lr: float) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=lr, betas=o.betas, eps=o.eps, weight_decay=o.weight_decay)
 
@@ -496,7 +491,7 @@ class _Trainer:
             raise TrainingError(
                 f"generator weights became non-finite at step {self.step}; lower optim.lr"
             )
-        _ema_update(self.ema, self.gen, min(o.ema_decay, (1 + self.step) / (10 + self.step)))
+        ema_update(self.ema, self.gen, min(o.ema_decay, (1 + self.step) / (10 + self.step)))
         self.step += 1
         rec.update(
             loss_g=loss_g.item(),
@@ -590,7 +585,7 @@ def train(
             raise TrainingError(f"{state_path}: not a vocoder training state")
         _check_resumable(st["config"], cfg, state_path)
         trainer.load(st)
-        _truncate_log(run_dir / "log.jsonl", trainer.step)
+        truncate_log(run_dir / "log.jsonl", trainer.step)
         for tmp in run_dir.glob(".*.tmp"):  # torn writes of a killed run; renamed files are whole
             tmp.unlink(missing_ok=True)
         log.info("resuming %s at step %d", run_dir, trainer.step)
@@ -732,20 +727,6 @@ def _load_eval(cfg: VocoderTrainConfig, progress: bool) -> list[tuple[str, torch
 def _append_log(run_dir: Path, rec: dict) -> None:
     with open(run_dir / "log.jsonl", "a") as fh:
         fh.write(json.dumps(rec) + "\n")
-
-
-def _truncate_log(path: Path, step: int) -> None:
-    """Drop log lines past the resumed step (written after the last checkpoint of a killed run)."""
-    if not path.exists():
-        return
-    keep = []
-    for line in path.read_text().splitlines():
-        try:
-            if json.loads(line)["step"] <= step:
-                keep.append(line)
-        except (json.JSONDecodeError, KeyError, TypeError):
-            continue  # a torn last line from a killed process
-    path.write_text("".join(k + "\n" for k in keep))
 
 
 @torch.no_grad()
