@@ -312,8 +312,9 @@ class Pipeline:
     # ------------------------------------------------------------------------------------------
     # Editing: the same network, known frames put back after every call (sampling.py).
 
-    def _load(self, audio) -> torch.Tensor:
-        """A path, or a waveform [T] at the model's rate -> normalised mel [1, n_mels, frames]."""
+    def _load(self, audio) -> tuple[torch.Tensor, torch.Tensor]:
+        """A path, or a waveform [T] at the model's rate -> (normalised mel [1, n_mels, frames],
+        the waveform [T] itself)."""
         wav = load_audio(audio, self.sample_rate) if isinstance(audio, (str, Path)) else torch.as_tensor(audio).float()
         if wav.dim() != 1 or wav.numel() < self.config.mel.hop_length:
             raise ValueError("audio must be a mono clip of at least one hop of samples")
