@@ -20,11 +20,13 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
 from .config import ConfigError, ModelConfig, from_dict, to_dict
+
+T = TypeVar("T")
 
 __all__ = [
     "CheckpointError",
@@ -34,6 +36,8 @@ __all__ = [
     "save_model",
     "load_model",
     "read_metadata",
+    "read_header",
+    "load_weights",
     "save_state",
     "load_state",
     "atomic_write",
@@ -121,35 +125,57 @@ def save_model(
     return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
 
 
-def read_metadata(path: str | os.PathLike) -> tuple[dict[str, str], ModelConfig]:
-    """Validate a model file's header and return (metadata, ModelConfig) without loading weights."""
+def read_header(
+    path: str | os.PathLike, fmt: str, max_version: int, config_cls: type[T], kind: str
+) -> tuple[dict[str, str], T]:
+    """Validate the header of any cmaudio safetensors file (model, classifier, vocoder): it exists,
+    parses, names format ``fmt`` at a version in 1..``max_version`` and holds a valid
+    ``config_cls`` as JSON. Returns (metadata, config); every refusal is one line naming the file.
+    Only the JSON header is read: no weights, never code."""
     from safetensors import safe_open
 
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"{path}: no such model file")
+        raise CheckpointError(f"{path}: no such {kind} file")
     try:
         with safe_open(str(path), framework="pt") as fh:
             meta = fh.metadata() or {}
     except Exception as exc:
         raise CheckpointError(
-            f"{path}: not a cmaudio model file (unreadable safetensors: {_first_line(exc)})"
+            f"{path}: not a cmaudio {kind} file (unreadable safetensors: {_first_line(exc)})"
         ) from None
-    if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: unknown model format {meta.get('format')!r} (expected {FORMAT!r})")
+    if meta.get("format") != fmt:
+        raise CheckpointError(f"{path}: unknown {kind} format {meta.get('format')!r} (expected {fmt!r})")
+    raw = meta.get("format_version", "")
     try:
-        version = int(meta.get("format_version", ""))
+        version = int(raw)
     except ValueError:
-        raise CheckpointError(f"{path}: bad format_version {meta.get('format_version')!r}") from None
-    if version > FORMAT_VERSION or version < 1:
+        raise CheckpointError(f"{path}: bad format_version {raw!r}") from None
+    if not 1 <= version <= max_version:
         raise CheckpointError(
-            f"{path}: model format version {version} is not supported by this cmaudio (reads 1..{FORMAT_VERSION})"
+            f"{path}: {kind} format version {raw!r} is not supported by this cmaudio (reads 1..{max_version})"
         )
     try:
-        config = from_dict(ModelConfig, json.loads(meta.get("config", "")))
+        config = from_dict(config_cls, json.loads(meta.get("config", "")))
     except (json.JSONDecodeError, ConfigError) as exc:
-        raise CheckpointError(f"{path}: bad model config in metadata ({_first_line(exc)})") from None
+        raise CheckpointError(f"{path}: bad {kind} config in metadata ({_first_line(exc)})") from None
     return meta, config
+
+
+def read_metadata(path: str | os.PathLike) -> tuple[dict[str, str], ModelConfig]:
+    """Validate a model file's header and return (metadata, ModelConfig) without loading weights."""
+    return read_header(path, FORMAT, FORMAT_VERSION, ModelConfig, "model")
+
+
+def load_weights(path: str | os.PathLike, module: torch.nn.Module) -> None:
+    """Read a safetensors file's tensors and load them into ``module`` strictly (load_strict)."""
+    from safetensors.torch import load_file
+
+    try:
+        tensors = load_file(str(path), device="cpu")
+    except Exception as exc:
+        raise CheckpointError(f"{path}: cannot read weights ({_first_line(exc)})") from None
+    load_strict(module, tensors, str(path))
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> ModelFile:
@@ -157,18 +183,12 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> M
 
     Missing or unexpected tensors, shape mismatches and non-finite weights are one-line errors.
     """
-    from safetensors.torch import load_file
-
     from .precond import Denoiser
 
     path = Path(path)
     meta, config = read_metadata(path)
-    try:
-        tensors = load_file(str(path), device="cpu")
-    except Exception as exc:
-        raise CheckpointError(f"{path}: cannot read weights ({_first_line(exc)})") from None
     model = Denoiser(config)
-    load_strict(model, tensors, str(path))
+    load_weights(path, model)
     try:
         step = int(meta.get("step", "0"))
     except ValueError:

@@ -35,8 +35,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .audio import MelConfig, MelStats
-from .checkpoint import CheckpointError, atomic_write, load_strict
-from .config import ConfigError, DataConfig, from_dict, to_dict
+from .checkpoint import CheckpointError, atomic_write, load_weights, read_header
+from .config import ConfigError, DataConfig, to_dict
 
 __all__ = [
     "CLASSIFIER_FORMAT",
@@ -274,49 +274,15 @@ def save_classifier(
 
 def read_classifier_metadata(path: str | os.PathLike) -> tuple[dict[str, str], ClassifierConfig]:
     """Validate a classifier file's header -> (metadata, ClassifierConfig); one-line errors."""
-    from safetensors import safe_open
-
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such classifier file")
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            meta = fh.metadata() or {}
-    except Exception as exc:
-        raise CheckpointError(f"{path}: not a cmaudio classifier file (unreadable safetensors: {_line(exc)})") from None
-    if meta.get("format") != CLASSIFIER_FORMAT:
-        raise CheckpointError(
-            f"{path}: not a cmaudio classifier file (format {meta.get('format')!r}, expected {CLASSIFIER_FORMAT!r})"
-        )
-    if meta.get("format_version") != str(CLASSIFIER_FORMAT_VERSION):
-        raise CheckpointError(
-            f"{path}: classifier format version {meta.get('format_version')!r} is not supported "
-            f"(this cmaudio reads {CLASSIFIER_FORMAT_VERSION})"
-        )
-    try:
-        config = from_dict(ClassifierConfig, json.loads(meta.get("config", "")))
-    except (json.JSONDecodeError, ConfigError) as exc:
-        raise CheckpointError(f"{path}: bad classifier config in metadata ({_line(exc)})") from None
-    return meta, config
+    return read_header(path, CLASSIFIER_FORMAT, CLASSIFIER_FORMAT_VERSION, ClassifierConfig, "classifier")
 
 
 def load_classifier(path: str | os.PathLike, device: str | torch.device = "cpu") -> MelClassifier:
     """Rebuild the classifier a file describes and load its weights strictly (eval mode)."""
-    from safetensors.torch import load_file
-
     _, config = read_classifier_metadata(path)
-    try:
-        tensors = load_file(str(path), device="cpu")
-    except Exception as exc:
-        raise CheckpointError(f"{path}: cannot read weights ({_line(exc)})") from None
     model = MelClassifier(config)
-    load_strict(model, tensors, str(path))
+    load_weights(path, model)
     return model.to(device).eval()
-
-
-def _line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
 
 
 # ----------------------------------------------------------------------------------------------

@@ -111,7 +111,7 @@ def write_with_meta(path, meta, tensors=None):
     [
         ({}, "unknown model format"),
         ({"format": "something-else", "format_version": "1"}, "unknown model format"),
-        ({"format": "cmaudio-model", "format_version": "99", "config": "{}"}, "version 99"),
+        ({"format": "cmaudio-model", "format_version": "99", "config": "{}"}, "version '99'"),
         ({"format": "cmaudio-model", "format_version": "x", "config": "{}"}, "format_version"),
         ({"format": "cmaudio-model", "format_version": "1", "config": "{not json"}, "bad model config"),
         ({"format": "cmaudio-model", "format_version": "1", "config": json.dumps({"nett": {}})}, "nett"),

@@ -31,8 +31,8 @@ import torch
 from torch import nn
 
 from ..audio import MelConfig, _mel_basis, num_samples
-from ..checkpoint import CheckpointError, atomic_write, load_strict
-from ..config import ConfigError, from_dict, to_dict
+from ..checkpoint import CheckpointError, atomic_write, load_weights, read_header
+from ..config import ConfigError, to_dict
 
 __all__ = [
     "VOCODER_FORMAT",
@@ -244,40 +244,7 @@ def save_vocoder(
 def read_vocoder_metadata(path: str | os.PathLike) -> tuple[dict[str, str], VocoderConfig]:
     """Validate a vocoder file's header; return (metadata, VocoderConfig) without the weights.
     Every refusal is a one-line CheckpointError naming the file."""
-    from safetensors import safe_open
-
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such vocoder file")
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            meta = fh.metadata() or {}
-    except Exception as exc:
-        raise CheckpointError(
-            f"{path}: not a cmaudio vocoder file (unreadable safetensors: {_first_line(exc)})"
-        ) from None
-    if meta.get("format") != VOCODER_FORMAT:
-        raise CheckpointError(
-            f"{path}: unknown vocoder format {meta.get('format')!r} (expected {VOCODER_FORMAT!r})"
-        )
-    try:
-        version = int(meta.get("format_version", ""))
-    except ValueError:
-        raise CheckpointError(
-            f"{path}: bad format_version {meta.get('format_version')!r}"
-        ) from None
-    if not 1 <= version <= VOCODER_FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path}: vocoder format version {version} is not supported by this cmaudio "
-            f"(reads 1..{VOCODER_FORMAT_VERSION})"
-        )
-    try:
-        config = from_dict(VocoderConfig, json.loads(meta.get("config", "")))
-    except (json.JSONDecodeError, ConfigError) as exc:
-        raise CheckpointError(
-            f"{path}: bad vocoder config in metadata ({_first_line(exc)})"
-        ) from None
-    return meta, config
+    return read_header(path, VOCODER_FORMAT, VOCODER_FORMAT_VERSION, VocoderConfig, "vocoder")
 
 
 def load_neural_vocoder(
@@ -286,23 +253,12 @@ def load_neural_vocoder(
     """Rebuild the vocoder a file describes and load its weights strictly (missing, unexpected,
     mis-shaped or non-finite tensors are one-line CheckpointErrors). ``name`` overrides the
     file's recorded name (load_vocoder passes the bundled name or the path)."""
-    from safetensors.torch import load_file
-
     path = Path(path)
     meta, config = read_vocoder_metadata(path)
-    try:
-        tensors = load_file(str(path), device="cpu")
-    except Exception as exc:
-        raise CheckpointError(f"{path}: cannot read weights ({_first_line(exc)})") from None
     vocoder = NeuralVocoder(config, name=name or meta.get("name") or path.stem)
-    load_strict(vocoder, tensors, str(path))
+    load_weights(path, vocoder)
     try:
         vocoder.step = int(meta.get("step", "0"))
     except ValueError:
         vocoder.step = 0
     return vocoder.to(device).eval()
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
