@@ -33,7 +33,16 @@ from .config import ConfigError, ModelConfig, TrainConfig, from_dict, to_dict
 from .objectives import build_objective
 from .precond import Denoiser
 
-__all__ = ["ema_update", "truncate_log", "run", "TrainingError", "RunResult", "default_sigmas", "resolve_device"]
+__all__ = [
+    "check_resumable",
+    "ema_update",
+    "truncate_log",
+    "run",
+    "TrainingError",
+    "RunResult",
+    "default_sigmas",
+    "resolve_device",
+]
 
 log = logging.getLogger("cmaudio")
 
@@ -192,13 +201,17 @@ class _Batches:
             raise TrainingError("the training set is empty")
         self.n, self.per_rank, self.seed, self.rank, self.world = n, per_rank, seed, rank, world
         self.epoch, self.pos = 0, 0
+        self._cached, self._cached_epoch = torch.empty(0, dtype=torch.long), -1
 
     def _order(self) -> torch.Tensor:
-        sampler = torch.utils.data.DistributedSampler(
-            range(self.n), num_replicas=self.world, rank=self.rank, shuffle=True, seed=self.seed, drop_last=False
-        )
-        sampler.set_epoch(self.epoch)
-        return torch.tensor(list(iter(sampler)), dtype=torch.long)
+        """This rank's indices for the current epoch, computed once per epoch (not per step)."""
+        if self._cached_epoch != self.epoch:
+            sampler = torch.utils.data.DistributedSampler(
+                range(self.n), num_replicas=self.world, rank=self.rank, shuffle=True, seed=self.seed, drop_last=False
+            )
+            sampler.set_epoch(self.epoch)
+            self._cached, self._cached_epoch = torch.tensor(list(iter(sampler)), dtype=torch.long), self.epoch
+        return self._cached
 
     def next(self) -> torch.Tensor:
         out = []
@@ -254,13 +267,16 @@ def _load_teacher(cfg: TrainConfig, device: torch.device):
     return mf
 
 
-def _check_resumable(saved: dict, cfg: TrainConfig, path: Path) -> None:
+def check_resumable(saved: dict, cfg, path: Path, resumable: set[str] = _RESUMABLE_CHANGES) -> None:
+    """Refuse to resume a run under a config that changes the optimisation: every section of the
+    resolved config must equal the saved one, except the ``[run]`` fields named in ``resumable``
+    (length, logging and saving frequencies)."""
     now = to_dict(cfg)
     for section in now:
         a, b = saved.get(section), now[section]
         if section == "run":
-            a = {k: v for k, v in (a or {}).items() if k not in _RESUMABLE_CHANGES}
-            b = {k: v for k, v in b.items() if k not in _RESUMABLE_CHANGES}
+            a = {k: v for k, v in (a or {}).items() if k not in resumable}
+            b = {k: v for k, v in b.items() if k not in resumable}
         if a != b:
             raise TrainingError(
                 f"{path}: cannot resume with a different [{section}] config than the run was started with"
@@ -332,7 +348,7 @@ def _run(cfg: TrainConfig, run_dir: Path, d: _Dist, resume: bool, progress: bool
             st = load_state(state_path)
         except CheckpointError as exc:
             raise TrainingError(str(exc)) from None
-        _check_resumable(st["config"], cfg, state_path)
+        check_resumable(st["config"], cfg, state_path)
         model.load_state_dict(st["model"])
         ema.load_state_dict(st["ema"])
         if target is not None:

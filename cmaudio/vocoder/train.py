@@ -51,7 +51,7 @@ from ..spectral import (
     mr_stft_loss,
     multi_resolution_mel_l1,
 )
-from ..training_loop import TrainingError, ema_update, resolve_device, truncate_log
+from ..training_loop import TrainingError, check_resumable, ema_update, resolve_device, truncate_log
 from .discriminators import (
     Discriminators,
     discriminator_loss,
@@ -400,20 +400,6 @@ def _grad_norm(module: torch.nn.Module, clip: float) -> torch.Tensor:
     return torch.nn.utils.clip_grad_norm_(module.parameters(), clip if clip > 0 else float("inf"))
 
 
-def _check_resumable(saved: dict, cfg: VocoderTrainConfig, path: Path) -> None:
-    now = to_dict(cfg)
-    for section in now:
-        a, b = saved.get(section), now[section]
-        if section == "run":
-            a = {k: v for k, v in (a or {}).items() if k not in _RESUMABLE_CHANGES}
-            b = {k: v for k, v in b.items() if k not in _RESUMABLE_CHANGES}
-        if a != b:
-            raise TrainingError(
-                f"{path}: cannot resume with a different [{section}] config than the run was "
-                "started with"
-            )
-
-
 class _Trainer:
     """One GAN step at a time; holds G, its EMA, D, both optimisers and the data sampler."""
 
@@ -583,7 +569,7 @@ def train(
             raise TrainingError(str(exc)) from None
         if st.get("kind") != "vocoder":
             raise TrainingError(f"{state_path}: not a vocoder training state")
-        _check_resumable(st["config"], cfg, state_path)
+        check_resumable(st["config"], cfg, state_path, _RESUMABLE_CHANGES)
         trainer.load(st)
         truncate_log(run_dir / "log.jsonl", trainer.step)
         for tmp in run_dir.glob(".*.tmp"):  # torn writes of a killed run; renamed files are whole
