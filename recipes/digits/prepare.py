@@ -108,21 +108,22 @@ class Clip:
 # Voices and splits
 
 
+def _espeak_voices(espeak: str, which: str) -> str:
+    """The table ``espeak-ng --voices=WHICH`` prints, or "" when espeak-ng cannot run."""
+    try:
+        return subprocess.run(
+            [espeak, f"--voices={which}"], capture_output=True, text=True, timeout=ESPEAK_TIMEOUT_S, check=False
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
 def list_variants(espeak: str = ESPEAK) -> list[str]:
     """Variant names as ``-v voice+NAME`` takes them (the file names under !v/), sorted.
 
     Names containing spaces are left out (``-v`` cannot take them).
     """
-    try:
-        out = subprocess.run(
-            [espeak, "--voices=variant"],
-            capture_output=True,
-            text=True,
-            timeout=ESPEAK_TIMEOUT_S,
-            check=False,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return []
+    out = _espeak_voices(espeak, "variant")
     names = set()
     for line in out.splitlines():
         m = re.search(r"!v/(\S+(?: \S+)*)", line)
@@ -133,16 +134,7 @@ def list_variants(espeak: str = ESPEAK) -> list[str]:
 
 def list_voices(espeak: str = ESPEAK) -> list[str]:
     """The entries of VOICES that this espeak-ng installs (mbrola voices are never used)."""
-    try:
-        out = subprocess.run(
-            [espeak, "--voices=en"],
-            capture_output=True,
-            text=True,
-            timeout=ESPEAK_TIMEOUT_S,
-            check=False,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return []
+    out = _espeak_voices(espeak, "en")
     have = set()
     for line in out.splitlines()[1:]:
         cols = line.split()
