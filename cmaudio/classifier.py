@@ -137,6 +137,9 @@ class ClassifierRunConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     log_every: int = 20
     eval_batch_size: int = 256
+    # Keep the epoch with the best validation accuracy; false keeps the last epoch, for a
+    # validation split too small to rank epochs (one held-out drum kit: 27 clips).
+    select_on_valid: bool = True
 
     def __post_init__(self) -> None:
         _check(self.epochs >= 1, "run.epochs", "must be >= 1")
@@ -438,7 +441,8 @@ def train_classifier(cfg: ClassifierTrainConfig, run_dir: str | os.PathLike, pro
                     rec["valid_accuracy"] = _accuracy(model, v.mels, v.labels[:, 0], cfg.run.eval_batch_size)
                 log_file.write(json.dumps(rec) + "\n")
                 log_file.flush()
-                score = rec.get("valid_accuracy", float(epoch))  # without a valid split: the last epoch
+                # Without a valid split, or without selection on it: the last epoch.
+                score = rec["valid_accuracy"] if cfg.run.select_on_valid and "valid" in splits else float(epoch)
                 if score >= best[0]:  # ties go to the later, longer-trained epoch
                     best = (score, epoch, copy.deepcopy(model.state_dict()))
     finally:

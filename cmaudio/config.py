@@ -57,9 +57,14 @@ class NetConfig:
     dropout: float = 0.0
     emb_channels: int = 0  # noise/class embedding width; 0 -> 4 * channels
     label_dropout: float = 0.0  # probability of training with the null class (enables cond=None)
+    # Fourier features of the absolute frame index, concatenated to the input (layers.time_features):
+    # convolutions are shift-equivariant, so without them a clip model learns where a one-shot
+    # starts and ends only from the zero padding at the edges. Even; 0 disables.
+    time_features: int = 0
 
     def __post_init__(self) -> None:
         _check(self.channels > 0, "net.channels", "must be positive")
+        _check(self.time_features >= 0 and self.time_features % 2 == 0, "net.time_features", "must be even and >= 0")
         _check(len(self.channel_mult) >= 1, "net.channel_mult", "needs at least one level")
         _check(all(m > 0 for m in self.channel_mult), "net.channel_mult", "entries must be positive")
         _check(self.num_blocks >= 1, "net.num_blocks", "must be >= 1")
@@ -118,6 +123,9 @@ class ObjectiveConfig:
     mu: float = 0.95  # target EMA rate; 0 makes the target the stop-gradient student
     rho: float = 7.0
     distance: Literal["l2", "pseudo_huber"] = "pseudo_huber"
+    # CD: classifier-free guidance scale w of the teacher's ODE step (objectives.GuidedDenoiser);
+    # 1 distils the unguided teacher. Needs a teacher trained with net.label_dropout > 0.
+    guidance: float = 1.0
     # iCT curriculum (Song & Dhariwal 2023, eq. 5) with lognormal level sampling (eq. 6).
     s0: int = 10
     s1: int = 1280
@@ -139,6 +147,7 @@ class ObjectiveConfig:
         _check(self.ect_q > 1, "objective.ect_q", "must be > 1")
         _check(self.ect_stage_steps >= 1, "objective.ect_stage_steps", "must be >= 1")
         _check(self.huber_c > 0, "objective.huber_c", "must be > 0")
+        _check(self.guidance >= 0, "objective.guidance", "must be >= 0")
 
 
 @dataclass(frozen=True)

@@ -175,6 +175,17 @@ def test_classifier_training_writes_its_run(classifier):
     assert [r["epoch"] for r in recs if "valid_accuracy" in r] == [1, 2]
 
 
+@pytest.mark.parametrize("select", [True, False])
+def test_classifier_keeps_the_best_valid_or_the_last_epoch(folder, tmp_path, select):
+    over = ["run.epochs=4", f"run.select_on_valid={'true' if select else 'false'}"]
+    assert main_train(tiny_recipe(tmp_path / "c.toml", folder), over, tmp_path / "run", False) == 0
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    valid = [r["valid_accuracy"] for r in map(json.loads, (tmp_path / "run" / "log.jsonl").read_text().splitlines())
+             if "valid_accuracy" in r]
+    best = max(i for i, v in enumerate(valid, 1) if v == max(valid))  # ties: the later epoch
+    assert report["best_epoch"] == (best if select else 4)
+
+
 def test_classifier_recipe_beats_chance_in_two_epochs(tones_data, tmp_path):
     """recipes/tones/classifier.toml on the reduced tones set (4 classes, chance 25%)."""
     recipe = Path(__file__).resolve().parents[1] / "recipes" / "tones" / "classifier.toml"

@@ -16,6 +16,8 @@ from cmaudio.objectives import (
     ConsistencyTrainingLoss,
     EasyConsistencyTuningLoss,
     EDMLoss,
+    GuidedDenoiser,
+    build_objective,
     pseudo_huber,
 )
 from cmaudio.precond import Denoiser
@@ -50,12 +52,13 @@ def losses():
     return {
         "edm": ("edm", EDMLoss()),
         "cd": ("consistency", ConsistencyDistillationLoss(teacher, N=18)),
+        "cd_guided": ("consistency", ConsistencyDistillationLoss(GuidedDenoiser(teacher, 3.0), N=18)),
         "ict": ("consistency", ConsistencyTrainingLoss(total_steps=100)),
         "ect": ("consistency", EasyConsistencyTuningLoss(stage_steps=10)),
     }
 
 
-@pytest.mark.parametrize("name", ["edm", "cd", "ict", "ect"])
+@pytest.mark.parametrize("name", ["edm", "cd", "cd_guided", "ict", "ect"])
 def test_loss_is_finite_per_example_and_trains(name):
     kind, loss_fn = losses()[name]
     model = tiny(kind)
@@ -153,3 +156,33 @@ def test_ect_first_stage_targets_clean_data_at_small_t():
     t = seen["calls"][0]
     want = pseudo_huber(torch.zeros_like(x), x, 0.00054 * math.sqrt(6)) / t
     assert torch.allclose(out, want, rtol=1e-5)
+
+
+def test_guided_denoiser_is_classifier_free_guidance():
+    teacher = tiny("edm", seed=5).eval()
+    x, cond = batch()
+    cond[0] = 2  # the null class: guidance must leave that row alone
+    sigma = torch.full((B,), 0.7)
+    null = teacher.null_cond(B)
+    with torch.no_grad():
+        d_c, d_u = teacher(x, sigma, cond), teacher(x, sigma, null)
+        for w in (0.0, 1.0, 2.5):
+            got = GuidedDenoiser(teacher, w)(x, 0.7, cond)
+            assert torch.allclose(got, d_u + w * (d_c - d_u), atol=1e-5)
+        guided = GuidedDenoiser(teacher, 2.5)(x, sigma, cond)
+        assert torch.allclose(guided[0], d_u[0], atol=1e-5)
+        assert not torch.allclose(guided[1:], d_c[1:], atol=1e-3)
+        assert torch.equal(GuidedDenoiser(teacher, 2.5)(x, sigma, None), teacher(x, sigma, None))
+
+
+def test_guidance_is_wired_into_cd_and_needs_classes():
+    from cmaudio.config import ObjectiveConfig
+
+    teacher = tiny("edm", seed=5)
+    kw = dict(sigma_data=0.5, sigma_min=0.002, sigma_max=80.0, total_steps=10, teacher=teacher)
+    assert isinstance(build_objective(ObjectiveConfig(kind="cd", guidance=2.0), **kw).teacher, GuidedDenoiser)
+    assert build_objective(ObjectiveConfig(kind="cd"), **kw).teacher is teacher
+    plain = copy.deepcopy(teacher)
+    plain.config = ModelConfig(mel=teacher.config.mel, net=teacher.config.net, precond=teacher.config.precond)
+    with pytest.raises(ValueError, match="class-conditional"):
+        GuidedDenoiser(plain, 2.0)

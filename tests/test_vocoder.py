@@ -144,6 +144,36 @@ def test_neural_shapes_for_odd_frame_counts(frames, phase):
     assert torch.isfinite(wav).all()
 
 
+@pytest.mark.parametrize("frames", [1, 2, 7, 63])
+def test_mel_refine_keeps_shapes(frames):
+    torch.manual_seed(0)
+    v = NeuralVocoder(VocoderConfig(net=VocoderNetConfig(**TINY_NET, mel_refine=2)), name="tiny").eval()
+    with torch.no_grad():
+        wav = v(torch.randn(3, 80, frames) - 5)
+    assert wav.shape == (3, num_samples(frames, v.mel_config)) and torch.isfinite(wav).all()
+
+
+def test_mel_refine_pulls_band_energies_onto_the_mel():
+    """A chord whose upper partial came out 12 dB too quiet: each refinement step moves the
+    output's mel towards the requested one, and a signal already on its mel is left as it is."""
+    mel_cfg = MelConfig()
+    t = torch.arange(SR // 2) / SR
+    target_wav = 0.3 * torch.sin(2 * math.pi * 300 * t) + 0.3 * torch.sin(2 * math.pi * 2500 * t)
+    off_wav = 0.3 * torch.sin(2 * math.pi * 300 * t) + 0.075 * torch.sin(2 * math.pi * 2500 * t)
+    target = mel_spectrogram(target_wav, mel_cfg)[None]
+    n = num_samples(target.shape[-1], mel_cfg)
+    v = NeuralVocoder(VocoderConfig(net=VocoderNetConfig(**TINY_NET, mel_refine=1)), name="tiny").eval()
+    errors = []
+    wav = off_wav[None, :n]
+    with torch.no_grad():
+        for _ in range(3):
+            errors.append(float(mel_l1(wav, target_wav[None, :n], mel_cfg)))
+            wav = v.refine(wav, target)
+        same = v.refine(target_wav[None, :n], target)
+    assert errors[1] < 0.5 * errors[0] and errors[2] < errors[1], errors
+    assert float(mel_l1(same, target_wav[None, :n], mel_cfg)) < 0.02
+
+
 @pytest.mark.parametrize("frames", [7, 63])
 def test_griffinlim_shapes_for_odd_frame_counts(frames):
     wav = GriffinLim(n_iter=2)(torch.randn(3, 80, frames) - 5)
@@ -579,6 +609,30 @@ def test_resume_refuses_a_different_config(tmp_path):
             clips=clips,
             resume=True,
         )
+
+
+def test_warm_start_loads_the_generator_and_refuses_another_net(tmp_path):
+    clips = [sine_clips([220.0, 330.0])]
+    train(tiny_cfg(run={"steps": 3}), tmp_path / "a", progress=False, clips=clips)
+    src = tmp_path / "a" / "vocoder.safetensors"
+    # lr ~ 0: after one step the saved EMA generator must still be the file warm-started from.
+    slow = {"lr": 1e-12, "warmup_steps": 0}
+    init = {"steps": 1, "init": str(src)}
+    train(tiny_cfg(run=init, optim=slow), tmp_path / "b", progress=False, clips=clips)
+    train(tiny_cfg(run={"steps": 1}, optim=slow), tmp_path / "c", progress=False, clips=clips)
+    a, b, c = (load_vocoder(tmp_path / r / "vocoder.safetensors").state_dict() for r in "abc")
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    assert not all(torch.allclose(a[k], c[k], atol=1e-3) for k in a)
+    # The refinement has no weights: a warm start may switch it on.
+    train(tiny_cfg(run=init, net={"mel_refine": 1}), tmp_path / "f", progress=False, clips=clips)
+    assert load_vocoder(tmp_path / "f" / "vocoder.safetensors").config.net.mel_refine == 1
+    with pytest.raises(TrainingError) as exc:
+        train(tiny_cfg(run=init, net={"dim": 24}), tmp_path / "d", progress=False, clips=clips)
+    assert_one_line(exc, "run.init", "differs")
+    with pytest.raises(TrainingError) as exc:
+        train(tiny_cfg(run={"steps": 1, "init": str(tmp_path / "nope.safetensors")}), tmp_path / "e",
+              progress=False, clips=clips)
+    assert_one_line(exc, "run.init", "nope.safetensors")
 
 
 def test_non_finite_steps_are_skipped_then_stop(tmp_path):

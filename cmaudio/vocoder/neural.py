@@ -74,11 +74,22 @@ class VocoderNetConfig:
     # the mel (FreeV: Lv et al. 2024), the magnitude Griffin-Lim starts from: the head then only
     # learns what the mel does not say, and training converges much sooner.
     magnitude_prior: bool = True
+    # Mel-consistency refinement after the inverse STFT, this many times (0: none): analyse the
+    # output with the mel's own STFT, scale each bin by the filterbank-weighted mean of the
+    # per-band gains exp(input log-mel - output log-mel) (each within +-mel_refine_cap nats), keep
+    # the phase, invert again. One STFT/iSTFT pair each, a Griffin-Lim iteration's cost, whereas
+    # Griffin-Lim needs tens: the network supplies a nearly consistent phase, the refinement pulls
+    # the band energies back onto the mel it was asked to render (noise-like drums and cymbals
+    # are where a small network's magnitudes drift most).
+    mel_refine: int = 0
+    mel_refine_cap: float = 3.0
 
     def __post_init__(self) -> None:
         for key in ("dim", "intermediate_dim", "num_layers"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"net.{key}: must be >= 1")
+        if self.mel_refine < 0 or self.mel_refine_cap <= 0:
+            raise ConfigError("net.mel_refine: must be >= 0 (and mel_refine_cap > 0)")
         if self.kernel_size < 1 or self.kernel_size % 2 == 0:
             raise ConfigError("net.kernel_size: must be odd and >= 1 (keeps frames aligned)")
 
@@ -139,9 +150,16 @@ class NeuralVocoder(nn.Module):
             "advance", torch.remainder(advance, 2 * math.pi).float()[:, None], persistent=False
         )
         self.register_buffer("window", torch.hann_window(m.win_length), persistent=False)
+        fb, _ = _mel_basis(m, "cpu")  # [n_mels, n_bins]
         if c.magnitude_prior:
-            fb, _ = _mel_basis(m, "cpu")  # [n_mels, n_bins]
             self.register_buffer("inv_fb", torch.linalg.pinv(fb), persistent=False)
+        if c.mel_refine:
+            # Band gains -> bin gains: a bin's gain is the mean of its bands' gains weighted by
+            # the filterbank; bins no band covers (weight 0) keep gain 1.
+            weight = fb.sum(0)
+            self.register_buffer("fb", fb, persistent=False)
+            self.register_buffer("fb_t_norm", (fb / weight.clamp_min(1e-12)).T.contiguous(), persistent=False)
+            self.register_buffer("uncovered", (weight <= 1e-12).float()[:, None], persistent=False)
         self.apply(_init_weights)
 
     def spectrum(self, logmel: torch.Tensor) -> torch.Tensor:
@@ -195,7 +213,22 @@ class NeuralVocoder(nn.Module):
                 center=True,
                 length=length,
             )
+            for _ in range(self.config.net.mel_refine):
+                wav = self.refine(wav, logmel.float())
         return wav.squeeze(0) if squeeze else wav
+
+    def refine(self, wav: torch.Tensor, logmel: torch.Tensor) -> torch.Tensor:
+        """One mel-consistency step (see VocoderNetConfig.mel_refine): wav [B, T] -> [B, T]."""
+        m = self.mel_config
+        window = self.window.to(wav.device)
+        spec = torch.stft(
+            wav, m.n_fft, m.hop_length, m.win_length, window=window, center=True, pad_mode="constant", return_complex=True
+        )
+        current = torch.log(torch.clamp(self.fb @ spec.abs(), min=m.log_clamp))
+        cap = self.config.net.mel_refine_cap
+        band_gain = (logmel - current).clamp(-cap, cap).exp()  # [B, n_mels, frames]
+        gain = self.fb_t_norm @ band_gain + self.uncovered  # [B, n_bins, frames]
+        return torch.istft(spec * gain, m.n_fft, m.hop_length, m.win_length, window=window, center=True, length=wav.shape[-1])
 
 
 def _init_weights(module: nn.Module) -> None:

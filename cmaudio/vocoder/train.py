@@ -28,6 +28,7 @@ Run directory (like the acoustic one, docs/architecture.md section 4):
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import logging
 import math
@@ -42,7 +43,7 @@ from typing import Literal
 import torch
 
 from ..audio import MelConfig, mel_spectrogram
-from ..checkpoint import CheckpointError, load_state, save_state
+from ..checkpoint import CheckpointError, load_state, load_weights, save_state
 from ..cli import Parser, UsageError, main_wrapper
 from ..config import ConfigError, from_dict, load_config, to_dict
 from ..spectral import (
@@ -58,7 +59,7 @@ from .discriminators import (
     feature_matching_loss,
     generator_loss,
 )
-from .neural import NeuralVocoder, VocoderConfig, VocoderNetConfig, save_vocoder
+from .neural import NeuralVocoder, VocoderConfig, VocoderNetConfig, read_vocoder_metadata, save_vocoder
 
 __all__ = [
     "VocoderDataConfig",
@@ -233,6 +234,9 @@ class VocoderRunConfig:
     save_every: int = 500  # vocoder.safetensors + state.pt
     snapshot_every: int = 0  # also keep vocoder-<step>.safetensors; 0 disables
     max_bad_steps: int = 20  # stop after this many non-finite steps in a row
+    # Warm start: G and its EMA from this vocoder file (same mel and net), fresh optimisers,
+    # schedule and discriminators; "" trains from scratch. Ignored on --resume (state.pt wins).
+    init: str = ""
 
     def __post_init__(self) -> None:
         _check(self.steps >= 1, "run.steps", "must be >= 1")
@@ -576,6 +580,8 @@ def train(
             tmp.unlink(missing_ok=True)
         log.info("resuming %s at step %d", run_dir, trainer.step)
     else:
+        if cfg.run.init:
+            _warm_start(trainer, cfg, cfg.run.init)
         (run_dir / "log.jsonl").unlink(missing_ok=True)
     (run_dir / "config.json").write_text(json.dumps(to_dict(cfg), indent=2) + "\n")
     vocoder_path = run_dir / "vocoder.safetensors"
@@ -686,6 +692,30 @@ def train(
         file=sys.stderr,
     )
     return result
+
+
+def _weights_config(config: VocoderConfig) -> VocoderConfig:
+    """The part of a VocoderConfig the weights depend on: the mel-consistency refinement after
+    the network (net.mel_refine*) has no parameters, so a warm start may switch it on or off."""
+    net = dataclasses.replace(config.net, mel_refine=0, mel_refine_cap=VocoderNetConfig().mel_refine_cap)
+    return dataclasses.replace(config, net=net)
+
+
+def _warm_start(trainer: _Trainer, cfg: VocoderTrainConfig, path: str) -> None:
+    """Load G (and its EMA) from a vocoder file whose mel and net equal ``cfg``'s; anything else
+    is a one-line TrainingError. The step count, optimisers and discriminators start fresh."""
+    try:
+        _, config = read_vocoder_metadata(path)
+        if _weights_config(config) != _weights_config(cfg.vocoder_config):
+            raise TrainingError(
+                f"run.init {path}: its mel/net config differs from this recipe's; a warm start "
+                "needs the same generator"
+            )
+        load_weights(path, trainer.gen)
+    except CheckpointError as exc:
+        raise TrainingError(f"run.init: {exc}") from None
+    trainer.ema.load_state_dict(trainer.gen.state_dict())
+    log.info("warm start from %s", path)
 
 
 def _load_eval(cfg: VocoderTrainConfig, progress: bool) -> list[tuple[str, torch.Tensor]]:
