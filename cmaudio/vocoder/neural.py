@@ -222,13 +222,22 @@ class NeuralVocoder(nn.Module):
         m = self.mel_config
         window = self.window.to(wav.device)
         spec = torch.stft(
-            wav, m.n_fft, m.hop_length, m.win_length, window=window, center=True, pad_mode="constant", return_complex=True
+            wav,
+            m.n_fft,
+            m.hop_length,
+            m.win_length,
+            window=window,
+            center=True,
+            pad_mode="constant",
+            return_complex=True,
         )
         current = torch.log(torch.clamp(self.fb @ spec.abs(), min=m.log_clamp))
         cap = self.config.net.mel_refine_cap
         band_gain = (logmel - current).clamp(-cap, cap).exp()  # [B, n_mels, frames]
         gain = self.fb_t_norm @ band_gain + self.uncovered  # [B, n_bins, frames]
-        return torch.istft(spec * gain, m.n_fft, m.hop_length, m.win_length, window=window, center=True, length=wav.shape[-1])
+        return torch.istft(
+            spec * gain, m.n_fft, m.hop_length, m.win_length, window=window, center=True, length=wav.shape[-1]
+        )
 
 
 def _init_weights(module: nn.Module) -> None:
