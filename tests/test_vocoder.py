@@ -809,3 +809,19 @@ def test_cli_dry_run(capsys):
     assert main([str(recipe), "--set", "run.steps=5", "--dry-run"]) == 0
     cfg = json.loads(capsys.readouterr().out)
     assert cfg["run"]["steps"] == 5 and cfg["name"] == "vocoder-16k"
+
+
+def test_export_sets_the_refinement_and_keeps_the_weights(tmp_path, capsys):
+    src = tmp_path / "v.safetensors"
+    save_vocoder(src, tiny_vocoder(), "tiny", 7, extra={"trained_on": "a,b"})
+    assert main(["--export", str(src), str(tmp_path / "w.safetensors"), "--mel-refine", "2"]) == 0
+    a, b = load_vocoder(src), load_vocoder(tmp_path / "w.safetensors")
+    assert b.config.net.mel_refine == 2 and a.config.net.mel_refine == 0 and b.step == 7
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    mel = torch.randn(1, 80, 9) - 5
+    with torch.no_grad():
+        assert not torch.allclose(a(mel), b(mel), atol=1e-4)
+    assert main(["--export", str(src), str(tmp_path / "x.safetensors"), "--mel-refine", "-1"]) == 2
+    assert main(["--mel-refine", "1", "--compare", "griffinlim", "--data", "x"]) == 2
+    err = capsys.readouterr().err
+    assert "--mel-refine must be >= 0" in err and "--mel-refine goes with --export" in err

@@ -184,8 +184,9 @@ class NeuralVocoder(nn.Module):
             log_mag = log_mag + prior.clamp_min(self.mel_config.log_clamp).log()
         mag = torch.exp(log_mag.clamp(max=self.config.net.max_log_mag))
         # Vocos: an unbounded p used through (cos p, sin p) is periodic, so the head never has
-        # to learn the wrap-around a direct phase regression would.
-        return torch.polar(mag, p)
+        # to learn the wrap-around a direct phase regression would. (torch.polar, the same
+        # number, took twice as long on the CPU.)
+        return torch.complex(mag * torch.cos(p), mag * torch.sin(p))
 
     def forward(self, logmel: torch.Tensor) -> torch.Tensor:
         squeeze = logmel.dim() == 2

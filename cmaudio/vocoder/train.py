@@ -911,8 +911,23 @@ def _body(argv: Sequence[str] | None) -> int:
         default=0,
         help="torch CPU threads for the timing (default: torch's; 1 on a shared CPU)",
     )
+    e = p.add_argument_group("export (re-save a vocoder file, e.g. for cmaudio/assets)")
+    e.add_argument("--export", nargs=2, metavar=("SRC", "DST"), default=None, help="source and destination files")
+    e.add_argument(
+        "--mel-refine",
+        type=int,
+        default=None,
+        help="with --export: set net.mel_refine (mel-consistency steps after the network; no weights change)",
+    )
     args = p.parse_args(argv)
 
+    if args.export is not None:
+        if args.config or args.compare is not None or args.resume or args.out:
+            raise UsageError("--export takes no CONFIG, --compare, --out or --resume")
+        export_vocoder(*args.export, mel_refine=args.mel_refine)
+        return 0
+    if args.mel_refine is not None:
+        raise UsageError("--mel-refine goes with --export SRC DST")
     if args.compare is not None:
         if args.config or args.resume or args.out:
             raise UsageError("--compare takes no CONFIG, --out or --resume")
@@ -956,6 +971,32 @@ def _body(argv: Sequence[str] | None) -> int:
         return 0
     train(cfg, run_dir, resume=args.resume, progress=not args.no_progress)
     return 0
+
+
+def export_vocoder(src: str | Path, dst: str | Path, *, mel_refine: int | None = None) -> Path:
+    """Re-save the vocoder file ``src`` as ``dst`` (weights, name and step unchanged), with
+    ``net.mel_refine`` replaced when given. Prints one line; returns ``dst``."""
+    from .neural import load_neural_vocoder
+
+    try:
+        v = load_neural_vocoder(src)
+        meta, _ = read_vocoder_metadata(src)
+        config = v.config
+        if mel_refine is not None:
+            if mel_refine < 0:
+                raise UsageError(f"--mel-refine must be >= 0, got {mel_refine}")
+            config = dataclasses.replace(config, net=dataclasses.replace(config.net, mel_refine=mel_refine))
+        out = NeuralVocoder(config, name=v.name)
+        out.load_state_dict(v.state_dict())
+    except (CheckpointError, ConfigError) as exc:
+        raise UsageError(str(exc)) from None
+    path = Path(dst)
+    save_vocoder(path, out, v.name, v.step, extra={k: meta[k] for k in ("trained_on",) if k in meta})
+    print(
+        f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, step {v.step}, mel_refine {config.net.mel_refine})",
+        file=sys.stderr,
+    )
+    return path
 
 
 def config_from_run(run_dir: str | Path) -> VocoderTrainConfig:
