@@ -78,6 +78,7 @@ COLUMNS = (
     ("pitch_accuracy", "pitch accuracy", "pct"),
     ("silence_rate", "silent", "pct"),
     ("clipping_rate", "clipped", "pct"),
+    ("limited_rate", "scaled to 0.99 peak", "pct"),
     ("nonfinite_rate", "non-finite", "pct"),
     ("dnsmos_ovrl", "DNSMOS OVRL", "num"),
 )
@@ -390,7 +391,10 @@ def evaluate(
         _log(f"{name}: generating {n} clips ...", progress)
         gen = p.generate(labels=labels, steps=k, seed=seed, batch_size=batch_size, progress=progress)
         meta = gen.metadata[0]
-        add(name, group, scorer.score(gen.waveforms, labels), calls=meta["calls"], steps_=meta["steps"],
+        scores = scorer.score(gen.waveforms, labels)
+        # Share of clips Pipeline.generate scaled down to the peak ceiling (they would have clipped).
+        scores["limited_rate"] = sum(m["gain_db"] < 0 for m in gen.metadata) / len(gen.metadata)
+        add(name, group, scores, calls=meta["calls"], steps_=meta["steps"],
             sigmas=meta["sigmas"], x_rt=gen.x_realtime, n_=n, seeds_=seeds, **more)
         r = rows[-1]
         _log(f"  {name}: {r['calls']} calls, {_summary(r['metrics'])}, {gen.x_realtime:.1f}x real time", progress)

@@ -62,6 +62,20 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     return torch.device(name)
 
 
+# Peak ceiling of generated clips. The data sets are peak-normalised to random levels (digits:
+# 0.3 to 0.9) and recipes train with random gain on top, so a model may render a clip a few dB
+# over full scale; generate() scales such a clip down rather than let a file clip.
+PEAK_CEILING = 0.99
+
+
+def limit_peaks(wav: torch.Tensor, ceiling: float = PEAK_CEILING) -> tuple[torch.Tensor, list[float]]:
+    """Scale each clip [B, T] whose peak exceeds ``ceiling`` down to it; return the clips and the
+    gain applied to each in dB (0.0 for clips left alone)."""
+    peak = wav.abs().amax(-1, keepdim=True)
+    gain = torch.where(peak > ceiling, ceiling / peak.clamp_min(1e-12), torch.ones_like(peak))
+    return wav * gain, [float(20 * math.log10(g)) for g in gain.flatten().tolist()]
+
+
 @dataclass
 class GenerationOutput:
     waveforms: torch.Tensor  # [B, T] float32
@@ -277,9 +291,10 @@ class Pipeline:
                 mels.append(self._long(s, cond, sig, frames))
         mel = torch.cat(mels)
         wav = torch.cat([self.vocode(mel[i : i + batch_size]) for i in range(0, len(mel), batch_size)])
+        wav, gain_db = limit_peaks(wav)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
-        meta = [self._meta(s, lb, sig) for s, lb in zip(seeds, labels)]
+        meta = [self._meta(s, lb, sig) | {"gain_db": round(g, 2)} for s, lb, g in zip(seeds, labels, gain_db)]
         return GenerationOutput(wav.cpu(), mel.cpu(), self.sample_rate, meta, time.perf_counter() - t0)
 
     def _long(self, seeds, cond, sigmas, frames: int, context: torch.Tensor | None = None) -> torch.Tensor:

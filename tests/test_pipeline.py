@@ -228,3 +228,36 @@ def test_generate_cli_unwritable_output(model_path, tmp_path, capsys):
     blocker.write_text("x")
     assert generate(["--model", str(model_path), "--out", str(blocker / "sub"), "--quiet"]) == 2
     assert "cannot write to output folder" in capsys.readouterr().err
+
+
+def test_limit_peaks_scales_only_clips_over_the_ceiling():
+    from cmaudio.pipeline import PEAK_CEILING, limit_peaks
+
+    t = torch.linspace(0, 1, 1600)
+    wav = torch.stack([0.5 * torch.sin(40 * t), 2.0 * torch.sin(40 * t), torch.zeros(1600)])
+    out, gain_db = limit_peaks(wav)
+    assert torch.equal(out[0], wav[0]) and torch.equal(out[2], wav[2])
+    assert abs(float(out[1].abs().max()) - PEAK_CEILING) < 1e-6
+    assert torch.allclose(out[1], wav[1] * (PEAK_CEILING / float(wav[1].abs().max())), atol=1e-6)
+    assert gain_db[0] == 0.0 and gain_db[2] == 0.0
+    assert abs(gain_db[1] - 20 * torch.log10(torch.tensor(PEAK_CEILING / float(wav[1].abs().max())))) < 1e-4
+
+
+def test_generate_never_writes_a_clipping_clip(model_path, monkeypatch):
+    pipe = Pipeline.from_pretrained(model_path, device="cpu")
+    quiet = pipe.generate(labels=["low", "high"], steps=2, seed=3)
+    loud_vocoder = pipe.vocode
+    def loud(mels):  # the same clips at three times full scale
+        w = loud_vocoder(mels)
+        return w * (3.0 / w.abs().amax(-1, keepdim=True))
+
+    monkeypatch.setattr(pipe, "vocode", loud)
+    louder = pipe.generate(labels=["low", "high"], steps=2, seed=3)
+    assert float(louder.waveforms.abs().max()) <= 0.99 + 1e-6
+    assert all(m["gain_db"] < 0 for m in louder.metadata) and all(m["gain_db"] == 0 for m in quiet.metadata)
+    # Scaling, not clipping: the shape of each clip is kept.
+    ratio = louder.waveforms / quiet.waveforms.where(quiet.waveforms.abs() > 1e-4, torch.ones(1))
+    mask = quiet.waveforms.abs() > 1e-4
+    for k in range(2):
+        r = ratio[k][mask[k]]
+        assert float(r.max() - r.min()) < 1e-3 * float(r.abs().mean())
