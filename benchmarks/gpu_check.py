@@ -37,9 +37,16 @@ def correctness(model: str, n: int, tolerance: float) -> dict:
     x = torch.randn(n, cpu.config.mel.n_mels, cpu.config.frames, generator=torch.Generator().manual_seed(1))
     sigma = torch.full((n,), 2.0)
     cond = cpu._cond(labels) if labels else None
-    with torch.inference_mode():
-        a = cpu.model(x, sigma, cond)
-        b = gpu.model(x.cuda(), sigma.cuda(), cond.cuda() if cond is not None else None).cpu()
+    # TF32 off for this comparison: cuDNN convolutions use TF32 by default on Ampere and later
+    # (10-bit mantissa, ~1e-3 error), which is not what "fp32 on both devices" means.
+    tf32 = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        with torch.inference_mode():
+            a = cpu.model(x, sigma, cond)
+            b = gpu.model(x.cuda(), sigma.cuda(), cond.cuda() if cond is not None else None).cpu()
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32
     fp32_err = float((a - b).abs().max())
     return {
         "clips": n,

@@ -187,3 +187,20 @@ def test_half_precision_file_loads_as_float32(tmp_path):
     with torch.no_grad():
         a, b = m.eval()(x, 2.0, None), half.model(x, 2.0, None)
     assert float((a - b).abs().max()) < 1e-2 * float(a.abs().max())
+
+
+def test_export_sets_sigmas_by_hand_and_refuses_bad_lists(tmp_path, capsys):
+    from cmaudio.export import main as export
+
+    m, cfg = tiny_model()
+    src = save_model(tmp_path / "m.safetensors", m, cfg, step=3)
+    dst = tmp_path / "s.safetensors"
+    assert export([str(src), str(dst), "--dtype", "float32", "--sigmas", "2=80,2.0", "--sigmas", "1=80"]) == 0
+    got = load_model(dst)
+    assert got.config.sigmas["2"] == [80.0, 2.0] and got.config.sigmas["1"] == [80.0]
+    assert all(torch.equal(a, b) for a, b in zip(m.state_dict().values(), got.model.state_dict().values()))
+    for bad, needle in (("2=80", "1 sigmas under the key '2'"), ("2=2,80", "strictly decreasing"),
+                        ("2=80,0.001", "outside")):
+        assert export([str(src), str(tmp_path / "bad.safetensors"), "--sigmas", bad]) == 2
+        assert needle in capsys.readouterr().err
+    assert not (tmp_path / "bad.safetensors").exists()

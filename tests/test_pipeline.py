@@ -61,6 +61,7 @@ def test_same_seed_same_audio(pipe):
         "calls": 2,
         "model": pipe.name,
         "vocoder": "vocoder-16k",
+        "gain_db": 0.0,
     }
 
 
