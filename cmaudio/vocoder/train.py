@@ -697,7 +697,10 @@ def train(
 def _weights_config(config: VocoderConfig) -> VocoderConfig:
     """The part of a VocoderConfig the weights depend on: the mel-consistency refinement after
     the network (net.mel_refine*) has no parameters, so a warm start may switch it on or off."""
-    net = dataclasses.replace(config.net, mel_refine=0, mel_refine_cap=VocoderNetConfig().mel_refine_cap)
+    d = VocoderNetConfig()
+    net = dataclasses.replace(
+        config.net, mel_refine=0, mel_refine_updates=d.mel_refine_updates, mel_refine_cap=d.mel_refine_cap
+    )
     return dataclasses.replace(config, net=net)
 
 
@@ -917,17 +920,23 @@ def _body(argv: Sequence[str] | None) -> int:
         "--mel-refine",
         type=int,
         default=None,
-        help="with --export: set net.mel_refine (mel-consistency steps after the network; no weights change)",
+        help="with --export: set net.mel_refine (mel-consistency passes after the network; no weights change)",
+    )
+    e.add_argument(
+        "--mel-refine-updates",
+        type=int,
+        default=None,
+        help="with --export: set net.mel_refine_updates (band-gain updates per pass)",
     )
     args = p.parse_args(argv)
 
     if args.export is not None:
         if args.config or args.compare is not None or args.resume or args.out:
             raise UsageError("--export takes no CONFIG, --compare, --out or --resume")
-        export_vocoder(*args.export, mel_refine=args.mel_refine)
+        export_vocoder(*args.export, mel_refine=args.mel_refine, mel_refine_updates=args.mel_refine_updates)
         return 0
-    if args.mel_refine is not None:
-        raise UsageError("--mel-refine goes with --export SRC DST")
+    if args.mel_refine is not None or args.mel_refine_updates is not None:
+        raise UsageError("--mel-refine and --mel-refine-updates go with --export SRC DST")
     if args.compare is not None:
         if args.config or args.resume or args.out:
             raise UsageError("--compare takes no CONFIG, --out or --resume")
@@ -973,19 +982,27 @@ def _body(argv: Sequence[str] | None) -> int:
     return 0
 
 
-def export_vocoder(src: str | Path, dst: str | Path, *, mel_refine: int | None = None) -> Path:
+def export_vocoder(
+    src: str | Path, dst: str | Path, *, mel_refine: int | None = None, mel_refine_updates: int | None = None
+) -> Path:
     """Re-save the vocoder file ``src`` as ``dst`` (weights, name and step unchanged), with
-    ``net.mel_refine`` replaced when given. Prints one line; returns ``dst``."""
+    ``net.mel_refine`` / ``net.mel_refine_updates`` replaced when given. Prints one line."""
     from .neural import load_neural_vocoder
 
     try:
         v = load_neural_vocoder(src)
         meta, _ = read_vocoder_metadata(src)
         config = v.config
+        changes = {}
         if mel_refine is not None:
             if mel_refine < 0:
                 raise UsageError(f"--mel-refine must be >= 0, got {mel_refine}")
-            config = dataclasses.replace(config, net=dataclasses.replace(config.net, mel_refine=mel_refine))
+            changes["mel_refine"] = mel_refine
+        if mel_refine_updates is not None:
+            if mel_refine_updates < 1:
+                raise UsageError(f"--mel-refine-updates must be >= 1, got {mel_refine_updates}")
+            changes["mel_refine_updates"] = mel_refine_updates
+        config = dataclasses.replace(config, net=dataclasses.replace(config.net, **changes))
         out = NeuralVocoder(config, name=v.name)
         out.load_state_dict(v.state_dict())
     except (CheckpointError, ConfigError) as exc:
@@ -993,7 +1010,8 @@ def export_vocoder(src: str | Path, dst: str | Path, *, mel_refine: int | None =
     path = Path(dst)
     save_vocoder(path, out, v.name, v.step, extra={k: meta[k] for k in ("trained_on",) if k in meta})
     print(
-        f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, step {v.step}, mel_refine {config.net.mel_refine})",
+        f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, step {v.step}, mel_refine {config.net.mel_refine}, "
+        f"{config.net.mel_refine_updates} update(s) per pass)",
         file=sys.stderr,
     )
     return path
