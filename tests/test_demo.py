@@ -325,8 +325,13 @@ def test_browser_corrupt_upload_shows_error_then_generate_works(server, browser,
     upload.send_keys(str(garbage))
     wait_for(browser, "#edit-input [data-testid='download-link']")
     wait_for(browser, "#edit-button").click()
-    toast = wait_for(browser, "[data-testid='toast-body']")
-    assert "not a readable audio file" in toast.text
+    # The toast's text may arrive after its element: wait for the text, not just the element.
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    texts = WebDriverWait(browser, 20).until(
+        lambda d: [e.text for e in d.find_elements(By.CSS_SELECTOR, "[data-testid='toast-body']") if e.text]
+    )
+    assert any("not a readable audio file" in t for t in texts), texts
     browser.save_screenshot(str(tmp_path / "error.png"))
 
     browser.find_element(By.CSS_SELECTOR, "button[role='tab']").click()  # back to Generate
