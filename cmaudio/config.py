@@ -57,14 +57,9 @@ class NetConfig:
     dropout: float = 0.0
     emb_channels: int = 0  # noise/class embedding width; 0 -> 4 * channels
     label_dropout: float = 0.0  # probability of training with the null class (enables cond=None)
-    # Fourier features of the absolute frame index, concatenated to the input (layers.time_features):
-    # convolutions are shift-equivariant, so without them a clip model learns where a one-shot
-    # starts and ends only from the zero padding at the edges. Even; 0 disables.
-    time_features: int = 0
 
     def __post_init__(self) -> None:
         _check(self.channels > 0, "net.channels", "must be positive")
-        _check(self.time_features >= 0 and self.time_features % 2 == 0, "net.time_features", "must be even and >= 0")
         _check(len(self.channel_mult) >= 1, "net.channel_mult", "needs at least one level")
         _check(all(m > 0 for m in self.channel_mult), "net.channel_mult", "entries must be positive")
         _check(self.num_blocks >= 1, "net.num_blocks", "must be >= 1")

@@ -155,34 +155,3 @@ def test_bad_cond_is_rejected_with_a_message():
     with pytest.raises(ValueError, match="attn_heads"):
         make("unet1d", attn_heads=3)
 
-
-def test_time_features_are_positions():
-    from cmaudio.nets.layers import TIME_FEATURE_MAX_PERIOD, time_features
-
-    tf = time_features(300, 8)
-    assert tf.shape == (8, 300)
-    assert torch.equal(tf[:4, 0], torch.zeros(4)) and torch.equal(tf[4:, 0], torch.ones(4))
-    # The slowest sine rises monotonically over the first quarter period (a 1 s clip is 63 frames).
-    quarter = int(TIME_FEATURE_MAX_PERIOD // 4)
-    assert (tf[0, 1 : quarter + 1] > tf[0, :quarter]).all()
-    # Every frame of the longest period gets its own feature vector.
-    d = torch.cdist(tf.T[:256], tf.T[:256]) + torch.eye(256) * 10
-    assert d.min() > 1e-3
-
-
-@pytest.mark.parametrize("arch", ARCHS)
-@pytest.mark.parametrize("frames", (1, 7, 63))
-def test_time_features_tell_frames_apart(arch, frames):
-    # A constant input: away from the edges a shift-equivariant net gives every frame the same
-    # output; with time features each frame sees its position.
-    # (No attention: it would let the edges reach every frame. Shifts by a multiple of the
-    # down-sampling factor 4 keep a U-Net equivariant.)
-    x = torch.ones(1, N_MELS, 256)
-    plain = make(arch, attention=False)(x, torch.zeros(1))
-    timed = make(arch, attention=False, time_features=4)
-    assert torch.allclose(plain[..., 112], plain[..., 144], atol=1e-5)
-    out = timed(x, torch.zeros(1))
-    assert (out[..., 112] - out[..., 144]).abs().max() > 1e-3
-    assert timed(torch.randn(2, N_MELS, frames), torch.zeros(2)).shape == (2, N_MELS, frames)
-    with pytest.raises(Exception, match="time_features"):
-        tiny(arch, time_features=3)

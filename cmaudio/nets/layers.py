@@ -197,20 +197,6 @@ class Upsample(nn.Module):
         return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
 
 
-# Longest period of the frame-index features: 256 frames (4.1 s at 16 kHz / hop 256), four times a
-# 1 s clip, so the slowest sine/cosine pair is monotone over a clip and encodes absolute position.
-TIME_FEATURE_MAX_PERIOD = 256.0
-
-
-def time_features(frames: int, count: int, device=None, dtype=torch.float32) -> torch.Tensor:
-    """[count, frames]: sin and cos of 2 pi n / P_k for frame index n and periods
-    P_k = TIME_FEATURE_MAX_PERIOD / 2^k, k = 0 .. count / 2 - 1 (Transformer-style positions)."""
-    n = torch.arange(frames, device=device, dtype=torch.float64)
-    k = torch.arange(count // 2, device=device, dtype=torch.float64)
-    phase = 2 * math.pi * n[None, :] * (2.0**k)[:, None] / TIME_FEATURE_MAX_PERIOD
-    return torch.cat([phase.sin(), phase.cos()]).to(dtype)
-
-
 class UNet(nn.Module):
     """The U-Net body shared by UNet1D and UNet2D (ADM layout).
 
@@ -245,7 +231,7 @@ class UNet(nn.Module):
             return ResBlock(dims, cin, cout, emb_channels, cfg.dropout, attention, cfg.attn_heads)
 
         last = len(cfg.channel_mult) - 1
-        self.conv_in = conv_nd(dims, in_channels + cfg.time_features, cfg.channels, 3)
+        self.conv_in = conv_nd(dims, in_channels, cfg.channels, 3)
         self.enc = nn.ModuleList()
         skips = [cfg.channels]  # channel counts of the activations the decoder will concatenate
         c = cfg.channels
@@ -271,11 +257,6 @@ class UNet(nn.Module):
     def forward(self, x: torch.Tensor, c_noise: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         # Accept a scalar or [1] c_noise for a batch that shares one noise level.
         emb = self.embed(c_noise.reshape(-1).expand(x.shape[0]), cond)
-        if self.cfg.time_features:
-            # The last axis is time in both backbones; 2-D broadcasts the features over frequency.
-            tf = time_features(x.shape[-1], self.cfg.time_features, x.device, x.dtype)
-            tf = tf.reshape(1, tf.shape[0], *([1] * (x.dim() - 3)), tf.shape[1])
-            x = torch.cat([x, tf.expand(x.shape[0], -1, *x.shape[2:])], dim=1)
         x = self.conv_in(x)
         skips = [x]
         for layer in self.enc:
