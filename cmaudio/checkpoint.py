@@ -34,6 +34,7 @@ __all__ = [
     "FORMAT_VERSION",
     "ModelFile",
     "save_model",
+    "write_weights",
     "load_model",
     "read_metadata",
     "read_header",
@@ -104,25 +105,43 @@ def save_model(
     ``dtype`` float16 halves the file (bundled assets); weights load back as float32.
     Refuses non-finite weights: a NaN model is never saved.
     """
+    return write_weights(path, model, FORMAT, FORMAT_VERSION, config, {"step": str(int(step)), **(extra or {})}, dtype)
+
+
+def write_weights(
+    path: str | os.PathLike,
+    module: torch.nn.Module,
+    fmt: str,
+    version: int,
+    config: Any,
+    meta: dict[str, str] | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> Path:
+    """The one safetensors writer (models, vocoders, classifiers): ``module``'s state dict, floating
+    tensors as ``dtype`` (float32, float16 or bfloat16; others as they are), and a header of
+    ``meta`` plus format, format_version, config (JSON) and cmaudio_version, which ``meta``
+    cannot override. Written atomically; non-finite weights are refused, never saved."""
     from safetensors.torch import save_file
 
     from . import __version__
 
     if dtype not in (torch.float32, torch.float16, torch.bfloat16):
         raise ValueError(f"unsupported weight dtype {dtype}")
-    tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()}
-    bad = [k for k, v in tensors.items() if not torch.isfinite(v).all()]
+    tensors = {
+        k: (v.detach().to("cpu", dtype) if v.is_floating_point() else v.detach().cpu()).contiguous()
+        for k, v in module.state_dict().items()
+    }
+    bad = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
         raise CheckpointError(f"{path}: refusing to save non-finite weights ({bad[0]})")
-    meta = {
-        "format": FORMAT,
-        "format_version": str(FORMAT_VERSION),
+    header = {
+        **(meta or {}),
+        "format": fmt,
+        "format_version": str(version),
         "config": json.dumps(to_dict(config)),
-        "step": str(int(step)),
         "cmaudio_version": __version__,
     }
-    meta.update(extra or {})
-    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=header))
 
 
 def read_header(

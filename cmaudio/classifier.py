@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .audio import MelConfig, MelStats
-from .checkpoint import CheckpointError, atomic_write, load_weights, read_header
+from .checkpoint import load_weights, read_header, write_weights
 from .config import ConfigError, DataConfig, to_dict
 
 __all__ = [
@@ -252,27 +252,7 @@ def save_classifier(
     path: str | os.PathLike, model: MelClassifier, extra: dict[str, str] | None = None
 ) -> Path:
     """Write weights and config as one safetensors file, atomically; refuses non-finite weights."""
-    from safetensors.torch import save_file
-
-    from . import __version__
-
-    tensors = {
-        k: (v.detach().to("cpu", torch.float32) if v.is_floating_point() else v.detach().cpu()).contiguous()
-        for k, v in model.state_dict().items()
-    }
-    bad = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
-    if bad:
-        raise CheckpointError(f"{path}: refusing to save non-finite weights ({bad[0]})")
-    meta = dict(extra or {})
-    meta.update(
-        {
-            "format": CLASSIFIER_FORMAT,
-            "format_version": str(CLASSIFIER_FORMAT_VERSION),
-            "config": json.dumps(to_dict(model.config)),
-            "cmaudio_version": __version__,
-        }
-    )
-    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+    return write_weights(path, model, CLASSIFIER_FORMAT, CLASSIFIER_FORMAT_VERSION, model.config, extra)
 
 
 def read_classifier_metadata(path: str | os.PathLike) -> tuple[dict[str, str], ClassifierConfig]:

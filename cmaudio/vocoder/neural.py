@@ -20,7 +20,6 @@ included), ``name``, ``step`` and ``cmaudio_version``. Loading is strict and nev
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -31,8 +30,8 @@ import torch
 from torch import nn
 
 from ..audio import MelConfig, _mel_basis, num_samples
-from ..checkpoint import CheckpointError, atomic_write, load_weights, read_header
-from ..config import ConfigError, to_dict
+from ..checkpoint import load_weights, read_header, write_weights
+from ..config import ConfigError
 
 __all__ = [
     "VOCODER_FORMAT",
@@ -268,26 +267,8 @@ def save_vocoder(
 ) -> Path:
     """Write ``vocoder``'s weights (use the EMA copy) and config as one safetensors file,
     atomically. Refuses non-finite weights: a NaN vocoder is never saved."""
-    from safetensors.torch import save_file
-
-    from .. import __version__
-
-    tensors = {
-        k: v.detach().to("cpu", torch.float32).contiguous() for k, v in vocoder.state_dict().items()
-    }
-    bad = [k for k, v in tensors.items() if not torch.isfinite(v).all()]
-    if bad:
-        raise CheckpointError(f"{path}: refusing to save non-finite weights ({bad[0]})")
-    meta = {
-        "format": VOCODER_FORMAT,
-        "format_version": str(VOCODER_FORMAT_VERSION),
-        "config": json.dumps(to_dict(vocoder.config)),
-        "name": name,
-        "step": str(int(step)),
-        "cmaudio_version": __version__,
-    }
-    meta.update(extra or {})
-    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+    meta = {"name": name, "step": str(int(step)), **(extra or {})}
+    return write_weights(path, vocoder, VOCODER_FORMAT, VOCODER_FORMAT_VERSION, vocoder.config, meta)
 
 
 def read_vocoder_metadata(path: str | os.PathLike) -> tuple[dict[str, str], VocoderConfig]:
