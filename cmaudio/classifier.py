@@ -36,7 +36,7 @@ from torch import nn
 
 from .audio import MelConfig, MelStats
 from .checkpoint import load_weights, read_header, write_weights
-from .config import ConfigError, DataConfig, to_dict
+from .config import DataConfig, check_field, to_dict
 
 __all__ = [
     "CLASSIFIER_FORMAT",
@@ -62,11 +62,6 @@ CLASSIFIER_FORMAT = "cmaudio-classifier"
 CLASSIFIER_FORMAT_VERSION = 1
 
 
-def _check(ok: bool, key: str, message: str) -> None:
-    if not ok:
-        raise ConfigError(f"{key}: {message}")
-
-
 # ----------------------------------------------------------------------------------------------
 # Configs
 
@@ -82,10 +77,10 @@ class ClassifierNetConfig:
     dropout: float = 0.2
 
     def __post_init__(self) -> None:
-        _check(len(self.channels) >= 1, "net.channels", "needs at least one block")
-        _check(all(c > 0 for c in self.channels), "net.channels", "entries must be positive")
-        _check(self.embed_dim > 0, "net.embed_dim", "must be positive")
-        _check(0.0 <= self.dropout < 1.0, "net.dropout", "must be in [0, 1)")
+        check_field(len(self.channels) >= 1, "net.channels", "needs at least one block")
+        check_field(all(c > 0 for c in self.channels), "net.channels", "entries must be positive")
+        check_field(self.embed_dim > 0, "net.embed_dim", "must be positive")
+        check_field(0.0 <= self.dropout < 1.0, "net.dropout", "must be in [0, 1)")
 
 
 @dataclass(frozen=True)
@@ -100,9 +95,9 @@ class ClassifierConfig:
     frames: int = 63  # training clip length (informational: any length is accepted)
 
     def __post_init__(self) -> None:
-        _check(len(self.classes) >= 2, "classes", "a classifier needs at least two classes")
-        _check(len(set(self.classes)) == len(self.classes), "classes", "class names must be unique")
-        _check(self.mel.n_mels >= 2 ** len(self.net.channels), "net.channels", "too many blocks for n_mels")
+        check_field(len(self.classes) >= 2, "classes", "a classifier needs at least two classes")
+        check_field(len(set(self.classes)) == len(self.classes), "classes", "class names must be unique")
+        check_field(self.mel.n_mels >= 2 ** len(self.net.channels), "net.channels", "too many blocks for n_mels")
 
 
 @dataclass(frozen=True)
@@ -118,11 +113,11 @@ class AugmentConfig:
     noise_snr_db: tuple[float, float] = (10.0, 40.0)  # its signal-to-noise range
 
     def __post_init__(self) -> None:
-        _check(self.shift_seconds >= 0, "augment.shift_seconds", "must be >= 0")
-        _check(min(self.time_masks, self.time_mask_frames) >= 0, "augment.time_masks", "must be >= 0")
-        _check(min(self.freq_masks, self.freq_mask_bins) >= 0, "augment.freq_masks", "must be >= 0")
-        _check(0.0 <= self.noise_prob <= 1.0, "augment.noise_prob", "must be in [0, 1]")
-        _check(self.noise_snr_db[0] <= self.noise_snr_db[1], "augment.noise_snr_db", "need low <= high")
+        check_field(self.shift_seconds >= 0, "augment.shift_seconds", "must be >= 0")
+        check_field(min(self.time_masks, self.time_mask_frames) >= 0, "augment.time_masks", "must be >= 0")
+        check_field(min(self.freq_masks, self.freq_mask_bins) >= 0, "augment.freq_masks", "must be >= 0")
+        check_field(0.0 <= self.noise_prob <= 1.0, "augment.noise_prob", "must be in [0, 1]")
+        check_field(self.noise_snr_db[0] <= self.noise_snr_db[1], "augment.noise_snr_db", "need low <= high")
 
 
 @dataclass(frozen=True)
@@ -142,14 +137,14 @@ class ClassifierRunConfig:
     select_on_valid: bool = True
 
     def __post_init__(self) -> None:
-        _check(self.epochs >= 1, "run.epochs", "must be >= 1")
-        _check(self.batch_size >= 1, "run.batch_size", "must be >= 1")
-        _check(self.lr > 0, "run.lr", "must be positive")
-        _check(self.weight_decay >= 0, "run.weight_decay", "must be >= 0")
-        _check(0.0 <= self.warmup_fraction < 1.0, "run.warmup_fraction", "must be in [0, 1)")
-        _check(0.0 <= self.label_smoothing < 1.0, "run.label_smoothing", "must be in [0, 1)")
-        _check(self.log_every >= 1, "run.log_every", "must be >= 1")
-        _check(self.eval_batch_size >= 1, "run.eval_batch_size", "must be >= 1")
+        check_field(self.epochs >= 1, "run.epochs", "must be >= 1")
+        check_field(self.batch_size >= 1, "run.batch_size", "must be >= 1")
+        check_field(self.lr > 0, "run.lr", "must be positive")
+        check_field(self.weight_decay >= 0, "run.weight_decay", "must be >= 0")
+        check_field(0.0 <= self.warmup_fraction < 1.0, "run.warmup_fraction", "must be in [0, 1)")
+        check_field(0.0 <= self.label_smoothing < 1.0, "run.label_smoothing", "must be in [0, 1)")
+        check_field(self.log_every >= 1, "run.log_every", "must be >= 1")
+        check_field(self.eval_batch_size >= 1, "run.eval_batch_size", "must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -165,8 +160,8 @@ class ClassifierTrainConfig:
     run: ClassifierRunConfig = field(default_factory=ClassifierRunConfig)
 
     def __post_init__(self) -> None:
-        _check(len(self.data.label_fields) == 1, "data.label_fields", "a classifier predicts exactly one field")
-        _check(self.mel.n_mels >= 2 ** len(self.net.channels), "net.channels", "too many blocks for n_mels")
+        check_field(len(self.data.label_fields) == 1, "data.label_fields", "a classifier predicts exactly one field")
+        check_field(self.mel.n_mels >= 2 ** len(self.net.channels), "net.channels", "too many blocks for n_mels")
 
 
 # ----------------------------------------------------------------------------------------------

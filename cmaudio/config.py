@@ -29,6 +29,7 @@ __all__ = [
     "RunConfig",
     "TrainConfig",
     "ModelConfig",
+    "check_field",
     "from_dict",
     "to_dict",
     "load_config",
@@ -59,14 +60,14 @@ class NetConfig:
     label_dropout: float = 0.0  # probability of training with the null class (enables cond=None)
 
     def __post_init__(self) -> None:
-        _check(self.channels > 0, "net.channels", "must be positive")
-        _check(len(self.channel_mult) >= 1, "net.channel_mult", "needs at least one level")
-        _check(all(m > 0 for m in self.channel_mult), "net.channel_mult", "entries must be positive")
-        _check(self.num_blocks >= 1, "net.num_blocks", "must be >= 1")
-        _check(self.attn_heads >= 1, "net.attn_heads", "must be >= 1")
-        _check(0.0 <= self.dropout < 1.0, "net.dropout", "must be in [0, 1)")
-        _check(0.0 <= self.label_dropout < 1.0, "net.label_dropout", "must be in [0, 1)")
-        _check(self.emb_channels >= 0, "net.emb_channels", "must be >= 0")
+        check_field(self.channels > 0, "net.channels", "must be positive")
+        check_field(len(self.channel_mult) >= 1, "net.channel_mult", "needs at least one level")
+        check_field(all(m > 0 for m in self.channel_mult), "net.channel_mult", "entries must be positive")
+        check_field(self.num_blocks >= 1, "net.num_blocks", "must be >= 1")
+        check_field(self.attn_heads >= 1, "net.attn_heads", "must be >= 1")
+        check_field(0.0 <= self.dropout < 1.0, "net.dropout", "must be in [0, 1)")
+        check_field(0.0 <= self.label_dropout < 1.0, "net.label_dropout", "must be in [0, 1)")
+        check_field(self.emb_channels >= 0, "net.emb_channels", "must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -80,8 +81,8 @@ class PrecondConfig:
     sigma_max: float = 80.0
 
     def __post_init__(self) -> None:
-        _check(self.sigma_data > 0, "precond.sigma_data", "must be positive")
-        _check(0 < self.sigma_min < self.sigma_max, "precond.sigma_min", "need 0 < sigma_min < sigma_max")
+        check_field(self.sigma_data > 0, "precond.sigma_data", "must be positive")
+        check_field(0 < self.sigma_min < self.sigma_max, "precond.sigma_min", "need 0 < sigma_min < sigma_max")
 
 
 @dataclass(frozen=True)
@@ -99,9 +100,9 @@ class DataConfig:
     num_workers: int = 0
 
     def __post_init__(self) -> None:
-        _check(self.seconds > 0, "data.seconds", "must be positive")
-        _check(self.gain_db >= 0, "data.gain_db", "must be >= 0")
-        _check(self.num_workers >= 0, "data.num_workers", "must be >= 0")
+        check_field(self.seconds > 0, "data.seconds", "must be positive")
+        check_field(self.gain_db >= 0, "data.gain_db", "must be >= 0")
+        check_field(self.num_workers >= 0, "data.num_workers", "must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -135,14 +136,14 @@ class ObjectiveConfig:
     huber_c: float = 0.00054
 
     def __post_init__(self) -> None:
-        _check(self.N >= 2, "objective.N", "must be >= 2")
-        _check(0.0 <= self.mu < 1.0, "objective.mu", "must be in [0, 1)")
-        _check(self.P_std > 0 and self.ict_P_std > 0 and self.ect_P_std > 0, "objective.P_std", "must be > 0")
-        _check(1 <= self.s0 <= self.s1, "objective.s0", "need 1 <= s0 <= s1")
-        _check(self.ect_q > 1, "objective.ect_q", "must be > 1")
-        _check(self.ect_stage_steps >= 1, "objective.ect_stage_steps", "must be >= 1")
-        _check(self.huber_c > 0, "objective.huber_c", "must be > 0")
-        _check(self.guidance >= 0, "objective.guidance", "must be >= 0")
+        check_field(self.N >= 2, "objective.N", "must be >= 2")
+        check_field(0.0 <= self.mu < 1.0, "objective.mu", "must be in [0, 1)")
+        check_field(self.P_std > 0 and self.ict_P_std > 0 and self.ect_P_std > 0, "objective.P_std", "must be > 0")
+        check_field(1 <= self.s0 <= self.s1, "objective.s0", "need 1 <= s0 <= s1")
+        check_field(self.ect_q > 1, "objective.ect_q", "must be > 1")
+        check_field(self.ect_stage_steps >= 1, "objective.ect_stage_steps", "must be >= 1")
+        check_field(self.huber_c > 0, "objective.huber_c", "must be > 0")
+        check_field(self.guidance >= 0, "objective.guidance", "must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -158,11 +159,11 @@ class OptimConfig:
     ema_warmup_ratio: float = 0.05  # EDM: half-life capped at this fraction of examples seen
 
     def __post_init__(self) -> None:
-        _check(self.lr > 0, "optim.lr", "must be positive")
-        _check(all(0 <= b < 1 for b in self.betas), "optim.betas", "must be in [0, 1)")
-        _check(self.warmup_steps >= 0, "optim.warmup_steps", "must be >= 0")
-        _check(self.grad_clip >= 0, "optim.grad_clip", "must be >= 0")
-        _check(self.ema_halflife_kimg >= 0, "optim.ema_halflife_kimg", "must be >= 0")
+        check_field(self.lr > 0, "optim.lr", "must be positive")
+        check_field(all(0 <= b < 1 for b in self.betas), "optim.betas", "must be in [0, 1)")
+        check_field(self.warmup_steps >= 0, "optim.warmup_steps", "must be >= 0")
+        check_field(self.grad_clip >= 0, "optim.grad_clip", "must be >= 0")
+        check_field(self.ema_halflife_kimg >= 0, "optim.ema_halflife_kimg", "must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -182,14 +183,14 @@ class RunConfig:
     max_bad_steps: int = 20  # stop after this many non-finite losses in a row
 
     def __post_init__(self) -> None:
-        _check(self.steps >= 1, "run.steps", "must be >= 1")
-        _check(self.batch_size >= 1, "run.batch_size", "must be >= 1")
-        _check(self.grad_accum >= 1, "run.grad_accum", "must be >= 1")
-        _check(self.log_every >= 1, "run.log_every", "must be >= 1")
-        _check(self.save_every >= 1, "run.save_every", "must be >= 1")
-        _check(self.sample_every >= 0, "run.sample_every", "must be >= 0")
-        _check(self.snapshot_every >= 0, "run.snapshot_every", "must be >= 0")
-        _check(self.max_bad_steps >= 1, "run.max_bad_steps", "must be >= 1")
+        check_field(self.steps >= 1, "run.steps", "must be >= 1")
+        check_field(self.batch_size >= 1, "run.batch_size", "must be >= 1")
+        check_field(self.grad_accum >= 1, "run.grad_accum", "must be >= 1")
+        check_field(self.log_every >= 1, "run.log_every", "must be >= 1")
+        check_field(self.save_every >= 1, "run.save_every", "must be >= 1")
+        check_field(self.sample_every >= 0, "run.sample_every", "must be >= 0")
+        check_field(self.snapshot_every >= 0, "run.snapshot_every", "must be >= 0")
+        check_field(self.max_bad_steps >= 1, "run.max_bad_steps", "must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -209,9 +210,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         # The teacher path may be filled in later with --set teacher=PATH; checked at run time.
         if self.objective.kind == "edm":
-            _check(self.precond.kind == "edm", "precond.kind", "the EDM teacher uses precond.kind = 'edm'")
+            check_field(self.precond.kind == "edm", "precond.kind", "the EDM teacher uses precond.kind = 'edm'")
         else:
-            _check(
+            check_field(
                 self.precond.kind == "consistency",
                 "precond.kind",
                 f"objective {self.objective.kind!r} needs precond.kind = 'consistency'",
@@ -235,22 +236,23 @@ class ModelConfig:
     sigmas: dict[str, list[float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        _check(self.frames >= 1, "model.frames", "must be >= 1")
-        _check(
+        check_field(self.frames >= 1, "model.frames", "must be >= 1")
+        check_field(
             len(self.cond_fields) == len(self.classes),
             "model.classes",
             "needs one list of class names per conditioning field",
         )
         for k, names in zip(self.cond_fields, self.classes):
-            _check(len(names) >= 1, f"model.classes[{k}]", "needs at least one class")
-            _check(len(set(names)) == len(names), f"model.classes[{k}]", "class names must be unique")
+            check_field(len(names) >= 1, f"model.classes[{k}]", "needs at least one class")
+            check_field(len(set(names)) == len(names), f"model.classes[{k}]", "class names must be unique")
 
     @property
     def cond_sizes(self) -> tuple[int, ...]:
         return tuple(len(c) for c in self.classes)
 
 
-def _check(ok: bool, key: str, message: str) -> None:
+def check_field(ok: bool, key: str, message: str) -> None:
+    """Raise ConfigError("key: message") unless ``ok`` (the configs' __post_init__ checks)."""
     if not ok:
         raise ConfigError(f"{key}: {message}")
 

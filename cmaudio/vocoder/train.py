@@ -45,7 +45,7 @@ import torch
 from ..audio import MelConfig, mel_spectrogram
 from ..checkpoint import CheckpointError, load_state, load_weights, save_state
 from ..cli import Parser, UsageError, main_wrapper
-from ..config import ConfigError, from_dict, load_config, to_dict
+from ..config import ConfigError, check_field, load_config, to_dict
 from ..spectral import (
     STFT_RESOLUTIONS,
     evaluate_copy_synthesis,
@@ -73,7 +73,6 @@ __all__ = [
     "train",
     "compare",
     "format_table",
-    "config_from_run",
     "main",
 ]
 
@@ -97,11 +96,6 @@ _SAMPLES_PER_ROOT = 2
 # Config
 
 
-def _check(ok: bool, key: str, message: str) -> None:
-    if not ok:
-        raise ConfigError(f"{key}: {message}")
-
-
 @dataclass(frozen=True)
 class VocoderDataConfig:
     """Training audio: the union of several data sets (folders or manifest files, load_clips)."""
@@ -119,10 +113,10 @@ class VocoderDataConfig:
     balance: bool = True  # draw each root equally often, whatever its size
 
     def __post_init__(self) -> None:
-        _check(self.seconds > 0, "data.seconds", "must be positive")
-        _check(self.segment_frames >= 1, "data.segment_frames", "must be >= 1")
-        _check(self.gain_db >= 0, "data.gain_db", "must be >= 0")
-        _check(self.eval_clips >= 0, "data.eval_clips", "must be >= 0")
+        check_field(self.seconds > 0, "data.seconds", "must be positive")
+        check_field(self.segment_frames >= 1, "data.segment_frames", "must be >= 1")
+        check_field(self.gain_db >= 0, "data.gain_db", "must be >= 0")
+        check_field(self.eval_clips >= 0, "data.eval_clips", "must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -157,43 +151,43 @@ class VocoderLossConfig:
 
     def __post_init__(self) -> None:
         for key in ("mel_weight", "stft_weight", "adv_weight", "fm_weight"):
-            _check(getattr(self, key) >= 0, f"loss.{key}", "must be >= 0")
-        _check(
+            check_field(getattr(self, key) >= 0, f"loss.{key}", "must be >= 0")
+        check_field(
             self.mel_weight + self.stft_weight > 0,
             "loss.mel_weight",
             "some reconstruction loss is needed",
         )
-        _check(len(self.mel_resolutions) >= 1, "loss.mel_resolutions", "needs at least one entry")
-        _check(len(self.stft_resolutions) >= 1, "loss.stft_resolutions", "needs at least one entry")
+        check_field(len(self.mel_resolutions) >= 1, "loss.mel_resolutions", "needs at least one entry")
+        check_field(len(self.stft_resolutions) >= 1, "loss.stft_resolutions", "needs at least one entry")
         for key in ("mel_resolutions", "stft_resolutions", "mrd_resolutions"):
-            _check(
+            check_field(
                 all(min(r) >= 1 for r in getattr(self, key)),
                 f"loss.{key}",
                 "entries must be positive",
             )
-        _check(
+        check_field(
             all(w <= n for n, _, w in self.stft_resolutions),
             "loss.stft_resolutions",
             "need win <= n_fft",
         )
-        _check(
+        check_field(
             all(w <= n for n, _, w in self.mrd_resolutions),
             "loss.mrd_resolutions",
             "need win <= n_fft",
         )
-        _check(self.adv_start_step >= 0, "loss.adv_start_step", "must be >= 0")
-        _check(
+        check_field(self.adv_start_step >= 0, "loss.adv_start_step", "must be >= 0")
+        check_field(
             len(self.mpd_periods) + len(self.mrd_resolutions) >= 1,
             "loss.mpd_periods",
             "need at least one discriminator",
         )
-        _check(all(p >= 1 for p in self.mpd_periods), "loss.mpd_periods", "must be >= 1")
-        _check(
+        check_field(all(p >= 1 for p in self.mpd_periods), "loss.mpd_periods", "must be >= 1")
+        check_field(
             len(self.mpd_channels) >= 1 and min(self.mpd_channels) >= 1,
             "loss.mpd_channels",
             "needs positive widths",
         )
-        _check(self.mrd_channels >= 1, "loss.mrd_channels", "must be >= 1")
+        check_field(self.mrd_channels >= 1, "loss.mrd_channels", "must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -210,16 +204,16 @@ class VocoderOptimConfig:
     ema_decay: float = 0.999  # EMA of G, ramped in as min(decay, (1 + step) / (10 + step))
 
     def __post_init__(self) -> None:
-        _check(self.lr > 0 and self.lr_d >= 0, "optim.lr", "must be positive")
-        _check(all(0 <= b < 1 for b in self.betas), "optim.betas", "must be in [0, 1)")
-        _check(
+        check_field(self.lr > 0 and self.lr_d >= 0, "optim.lr", "must be positive")
+        check_field(all(0 <= b < 1 for b in self.betas), "optim.betas", "must be in [0, 1)")
+        check_field(
             self.warmup_steps >= 0 and self.lr_decay_steps >= 0,
             "optim.warmup_steps",
             "must be >= 0",
         )
-        _check(0 < self.min_lr_ratio <= 1, "optim.min_lr_ratio", "must be in (0, 1]")
-        _check(self.grad_clip >= 0, "optim.grad_clip", "must be >= 0")
-        _check(0 <= self.ema_decay < 1, "optim.ema_decay", "must be in [0, 1)")
+        check_field(0 < self.min_lr_ratio <= 1, "optim.min_lr_ratio", "must be in (0, 1]")
+        check_field(self.grad_clip >= 0, "optim.grad_clip", "must be >= 0")
+        check_field(0 <= self.ema_decay < 1, "optim.ema_decay", "must be in [0, 1)")
 
 
 @dataclass(frozen=True)
@@ -239,14 +233,14 @@ class VocoderRunConfig:
     init: str = ""
 
     def __post_init__(self) -> None:
-        _check(self.steps >= 1, "run.steps", "must be >= 1")
-        _check(self.batch_size >= 1, "run.batch_size", "must be >= 1")
-        _check(self.threads >= 0, "run.threads", "must be >= 0")
-        _check(self.log_every >= 1, "run.log_every", "must be >= 1")
-        _check(self.save_every >= 1, "run.save_every", "must be >= 1")
-        _check(self.snapshot_every >= 0, "run.snapshot_every", "must be >= 0")
-        _check(self.sample_every >= 0, "run.sample_every", "must be >= 0")
-        _check(self.max_bad_steps >= 1, "run.max_bad_steps", "must be >= 1")
+        check_field(self.steps >= 1, "run.steps", "must be >= 1")
+        check_field(self.batch_size >= 1, "run.batch_size", "must be >= 1")
+        check_field(self.threads >= 0, "run.threads", "must be >= 0")
+        check_field(self.log_every >= 1, "run.log_every", "must be >= 1")
+        check_field(self.save_every >= 1, "run.save_every", "must be >= 1")
+        check_field(self.snapshot_every >= 0, "run.snapshot_every", "must be >= 0")
+        check_field(self.sample_every >= 0, "run.sample_every", "must be >= 0")
+        check_field(self.max_bad_steps >= 1, "run.max_bad_steps", "must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -1015,15 +1009,6 @@ def export_vocoder(
         file=sys.stderr,
     )
     return path
-
-
-def config_from_run(run_dir: str | Path) -> VocoderTrainConfig:
-    """The resolved config a vocoder run was started with (RUN/config.json)."""
-    path = Path(run_dir) / "config.json"
-    try:
-        return from_dict(VocoderTrainConfig, json.loads(path.read_text()))
-    except (OSError, json.JSONDecodeError, ConfigError) as exc:
-        raise TrainingError(f"{path}: cannot read the run's config ({exc})") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
