@@ -21,6 +21,21 @@ class Parser(argparse.ArgumentParser):
             prog=prog, description=description, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter
         )
 
+    def add_run_arguments(self) -> None:
+        """The flags every training command shares: --set, --out, --resume, --dry-run, --no-progress."""
+        self.add_argument(
+            "--set",
+            dest="overrides",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override a config value, e.g. run.steps=100 or data.root=data/tones (repeatable)",
+        )
+        self.add_argument("--out", default=None, help="run directory (default: runs/<name>)")
+        self.add_argument("--resume", action="store_true", help="continue exactly from RUN_DIR/state.pt")
+        self.add_argument("--dry-run", action="store_true", help="resolve and print the config, train nothing")
+        self.add_argument("--no-progress", action="store_true", help="no progress bar")
+
     def error(self, message: str):  # argparse prints usage lines; one line is enough
         print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
         raise SystemExit(2)

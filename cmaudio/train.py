@@ -30,18 +30,7 @@ def _body(argv: Sequence[str] | None) -> int:
 
     p = Parser("cmaudio.train", "Train a teacher (EDM) or a consistency model (CD, iCT, ECT).", EXAMPLES)
     p.add_argument("config", help="recipe TOML file")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. run.steps=100 or data.root=data/tones (repeatable)",
-    )
-    p.add_argument("--out", default=None, help="run directory (default: runs/<name>)")
-    p.add_argument("--resume", action="store_true", help="continue exactly from RUN_DIR/state.pt")
-    p.add_argument("--dry-run", action="store_true", help="resolve and print the config, train nothing")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_run_arguments()
     args = p.parse_args(argv)
 
     if _task(args.config) == "classifier":

@@ -865,21 +865,8 @@ def _body(argv: Sequence[str] | None) -> int:
         "Train the neural vocoder (GAN, Vocos-style), or compare vocoders by copy synthesis.",
         EXAMPLES,
     )
-    p.add_argument("config", nargs="?", help="recipe TOML file (not with --compare)")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. run.steps=100 (repeatable)",
-    )
-    p.add_argument("--out", default=None, help="run directory (default: runs/<name>)")
-    p.add_argument("--resume", action="store_true", help="continue exactly from RUN/state.pt")
-    p.add_argument(
-        "--dry-run", action="store_true", help="resolve and print the config, train nothing"
-    )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("config", nargs="?", help="recipe TOML file (not with --compare or --export)")
+    p.add_run_arguments()
     g = p.add_argument_group("comparison (copy synthesis on held-out clips)")
     g.add_argument(
         "--compare",
