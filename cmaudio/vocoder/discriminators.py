@@ -42,6 +42,17 @@ FeatureMaps = list[list[torch.Tensor]]
 LRELU_SLOPE = 0.1  # HiFi-GAN
 
 
+def _conv_stack(convs: nn.ModuleList, post: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Leaky-ReLU conv layers then the 1-channel output conv -> (score [B, N], every layer's map)."""
+    fmap = []
+    for conv in convs:
+        x = F.leaky_relu(conv(x), LRELU_SLOPE)
+        fmap.append(x)
+    x = post(x)
+    fmap.append(x)
+    return x.flatten(1), fmap
+
+
 class PeriodDiscriminator(nn.Module):
     """One MPD branch (HiFi-GAN): wav [B, T] -> score [B, frames * p], feature maps."""
 
@@ -64,17 +75,18 @@ class PeriodDiscriminator(nn.Module):
             mode = "reflect" if n_pad < t else "constant"
             wav = F.pad(wav.unsqueeze(1), (0, n_pad), mode=mode).squeeze(1)
             t = t + n_pad
-        x = wav.view(b, 1, t // self.period, self.period)
-        fmap = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU_SLOPE)
-            fmap.append(x)
-        x = self.post(x)
-        fmap.append(x)
-        return x.flatten(1), fmap
+        return _conv_stack(self.convs, self.post, wav.view(b, 1, t // self.period, self.period))
 
 
-class MultiPeriodDiscriminator(nn.Module):
+class _Ensemble(nn.Module):
+    """Sub-discriminators (self.discriminators) run on the same wav -> (scores, feature maps)."""
+
+    def forward(self, wav: torch.Tensor) -> tuple[Scores, FeatureMaps]:
+        outs = [d(wav) for d in self.discriminators]
+        return [o[0] for o in outs], [o[1] for o in outs]
+
+
+class MultiPeriodDiscriminator(_Ensemble):
     """MPD with the prime periods of HiFi-GAN (2, 3, 5, 7, 11), so the folds barely overlap."""
 
     def __init__(
@@ -82,10 +94,6 @@ class MultiPeriodDiscriminator(nn.Module):
     ):
         super().__init__()
         self.discriminators = nn.ModuleList(PeriodDiscriminator(p, channels) for p in periods)
-
-    def forward(self, wav: torch.Tensor) -> tuple[Scores, FeatureMaps]:
-        outs = [d(wav) for d in self.discriminators]
-        return [o[0] for o in outs], [o[1] for o in outs]
 
 
 class ResolutionDiscriminator(nn.Module):
@@ -121,17 +129,10 @@ class ResolutionDiscriminator(nn.Module):
         )
         # sqrt(|S|^2 + eps): a finite gradient at silent bins (abs has none worth having there).
         x = torch.sqrt(spec.real.square() + spec.imag.square() + 1e-9)
-        x = x.transpose(1, 2).unsqueeze(1)  # [B, 1, frames, bins]
-        fmap = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU_SLOPE)
-            fmap.append(x)
-        x = self.post(x)
-        fmap.append(x)
-        return x.flatten(1), fmap
+        return _conv_stack(self.convs, self.post, x.transpose(1, 2).unsqueeze(1))  # [B, 1, frames, bins]
 
 
-class MultiResolutionDiscriminator(nn.Module):
+class MultiResolutionDiscriminator(_Ensemble):
     """MRD over (n_fft, hop, win) resolutions; Vocos' choice is n_fft in (2048, 1024, 512) with
     hop n_fft / 4 and win n_fft."""
 
@@ -148,10 +149,6 @@ class MultiResolutionDiscriminator(nn.Module):
         self.discriminators = nn.ModuleList(
             ResolutionDiscriminator(tuple(r), channels) for r in resolutions
         )
-
-    def forward(self, wav: torch.Tensor) -> tuple[Scores, FeatureMaps]:
-        outs = [d(wav) for d in self.discriminators]
-        return [o[0] for o in outs], [o[1] for o in outs]
 
 
 class Discriminators(nn.Module):
