@@ -41,14 +41,22 @@ def write_wav() -> Callable[..., Path]:
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def load_recipe_module(name: str):
-    """Import recipes/<name>/prepare.py (recipes are scripts, not a package)."""
+def load_script(relpath: str, name: str):
+    """Import a script of the repository (recipes/*/prepare.py, demo/app.py, benchmarks/*.py: not
+    package modules) as module ``name``."""
     import importlib.util
+    import sys
 
-    spec = importlib.util.spec_from_file_location(f"recipe_{name}", ROOT / "recipes" / name / "prepare.py")
+    spec = importlib.util.spec_from_file_location(name, ROOT / relpath)
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod  # dataclasses look their module up while it executes
     spec.loader.exec_module(mod)
     return mod
+
+
+def load_recipe_module(name: str):
+    """Import recipes/<name>/prepare.py."""
+    return load_script(f"recipes/{name}/prepare.py", f"recipe_{name}_prepare")
 
 
 @pytest.fixture(scope="session")
@@ -80,3 +88,9 @@ def tiny_overrides() -> list[str]:
 def recipe_module():
     """recipe_module(name) imports recipes/<name>/prepare.py."""
     return load_recipe_module
+
+
+@pytest.fixture(scope="session")
+def script_module():
+    """script_module(relpath, name) imports a repository script (see load_script)."""
+    return load_script

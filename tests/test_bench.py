@@ -32,18 +32,11 @@ def test_bench_bad_arguments(capsys):
     assert "--batch-size" in capsys.readouterr().err
 
 
-def test_gpu_check_script_refuses_cleanly_without_cuda(capsys):
-    import importlib.util
-    from pathlib import Path
-
+def test_gpu_check_script_refuses_cleanly_without_cuda(capsys, script_module):
     import pytest
     import torch
 
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is present: run benchmarks/gpu_check.py itself")
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
-    spec = importlib.util.spec_from_file_location("gpu_check", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    assert mod.main([]) == 2
+    assert script_module("benchmarks/gpu_check.py", "gpu_check").main([]) == 2
     assert "no CUDA device" in capsys.readouterr().err

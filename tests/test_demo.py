@@ -4,7 +4,6 @@ no browser download). Models are tiny and untrained: these tests check the plumb
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import socket
@@ -27,19 +26,10 @@ from cmaudio.checkpoint import save_model
 from cmaudio.config import ModelConfig, NetConfig, PrecondConfig
 from cmaudio.precond import Denoiser
 
-ROOT = Path(__file__).resolve().parents[1]
 HOP = 256
 CLIP_SAMPLES = 15 * HOP  # make_model: 16 frames -> (16 - 1) * hop samples
 CHROMIUM = os.environ.get("CMAUDIO_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("CMAUDIO_CHROMEDRIVER", "/usr/bin/chromedriver")
-
-
-def load_app():
-    """Import demo/app.py (a script, not a package module)."""
-    spec = importlib.util.spec_from_file_location("cmaudio_demo_app", ROOT / "demo" / "app.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def make_factored_model(path: Path) -> Path:
@@ -65,8 +55,8 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def app():
-    return load_app()
+def app(script_module):
+    return script_module("demo/app.py", "cmaudio_demo_app")
 
 
 @pytest.fixture(scope="module")

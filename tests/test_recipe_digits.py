@@ -2,34 +2,23 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-ROOT = Path(__file__).resolve().parents[1]
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not on PATH")
 
 
-def _load_recipe():
-    spec = importlib.util.spec_from_file_location(
-        "recipe_digits_prepare", ROOT / "recipes" / "digits" / "prepare.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while it executes
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
-def prepare():
-    return _load_recipe()
+def prepare(recipe_module):
+    return recipe_module("digits")
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,7 @@ synthetic kit folder (always) and from the installed hydrogen-drumkits (when pre
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -13,7 +11,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-ROOT = Path(__file__).resolve().parents[1]
 DRUMKITS = Path("/usr/share/hydrogen/data/drumkits")
 LABELS = ("kick", "snare", "hihat", "tom", "cymbal", "clap_perc")
 needs_drumkits = pytest.mark.skipif(
@@ -22,19 +19,11 @@ needs_drumkits = pytest.mark.skipif(
 )
 
 
-def _load_recipe():
-    spec = importlib.util.spec_from_file_location(
-        "recipe_drums_prepare", ROOT / "recipes" / "drums" / "prepare.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while it executes
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
-def prepare():
-    return _load_recipe()
+def prepare(recipe_module):
+    return recipe_module("drums")
 
 
 # ----------------------------------------------------------------------------------------------

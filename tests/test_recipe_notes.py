@@ -3,11 +3,9 @@ instrument across splits."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import struct
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -15,7 +13,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-ROOT = Path(__file__).resolve().parents[1]
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 needs_fluidsynth = pytest.mark.skipif(
     shutil.which("fluidsynth") is None or not SOUNDFONT.is_file(),
@@ -24,19 +21,11 @@ needs_fluidsynth = pytest.mark.skipif(
 TINY = {"programs": [0, 4, 6, 24], "pitches": [60, 69], "per_note": 1}
 
 
-def _load_recipe():
-    spec = importlib.util.spec_from_file_location(
-        "recipe_notes_prepare", ROOT / "recipes" / "notes" / "prepare.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while it executes
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
-def prepare():
-    return _load_recipe()
+def prepare(recipe_module):
+    return recipe_module("notes")
 
 
 @pytest.fixture(scope="module")
