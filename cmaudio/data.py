@@ -44,6 +44,7 @@ import math
 import os
 import tempfile
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal, get_args
@@ -61,6 +62,7 @@ __all__ = [
     "DatasetError",
     "Item",
     "index_dataset",
+    "run_jobs",
 ]
 
 log = logging.getLogger("cmaudio")
@@ -633,3 +635,15 @@ class AudioFolder(Dataset):
             more = ", ..." if len(self.skipped) > _SHOW_SKIPPED else ""
             line += f", {len(self.skipped)} skipped ({reasons}): {', '.join(names)}{more}"
         return line
+
+
+def run_jobs(fn, items: Sequence, *, jobs: int, desc: str, unit: str, progress: bool = True) -> list:
+    """[fn(item) for item in items] on ``jobs`` threads, in order, with a progress bar: how the
+    recipes' prepare.py scripts render their clips (the work is in subprocesses and numpy/torch
+    calls that release the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tqdm.auto import tqdm
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        return list(tqdm(pool.map(fn, items), total=len(items), desc=desc, unit=unit, disable=not progress))

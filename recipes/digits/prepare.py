@@ -43,9 +43,11 @@ import torch
 
 try:
     from cmaudio.audio import peak_normalise, resample, save_audio
+    from cmaudio.data import run_jobs
 except ModuleNotFoundError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     from cmaudio.audio import peak_normalise, resample, save_audio
+    from cmaudio.data import run_jobs
 
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 VOICES = (
@@ -430,18 +432,7 @@ def build(
     for word in WORDS:
         (out / word).mkdir(parents=True, exist_ok=True)
 
-    from tqdm.auto import tqdm
-
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        results = list(
-            tqdm(
-                pool.map(lambda c: _make(c, out), clips),
-                total=len(clips),
-                desc="digits",
-                unit="clip",
-                disable=not progress,
-            )
-        )
+    results = run_jobs(lambda c: _make(c, out), clips, jobs=jobs, desc="digits", unit="clip", progress=progress)
 
     written = [c for c, r in zip(clips, results, strict=True) if r is None]
     failed = [(c, r) for c, r in zip(clips, results, strict=True) if r is not None]

@@ -46,7 +46,6 @@ import sys
 import time
 import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,9 +54,11 @@ import torch
 
 try:
     from cmaudio.audio import AudioError, load_audio, peak_normalise, resample, save_audio
+    from cmaudio.data import run_jobs
 except ModuleNotFoundError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     from cmaudio.audio import AudioError, load_audio, peak_normalise, resample, save_audio
+    from cmaudio.data import run_jobs
 
 DRUMKITS = Path("/usr/share/hydrogen/data/drumkits")
 LABELS = ("kick", "snare", "hihat", "tom", "cymbal", "clap_perc")
@@ -468,18 +469,7 @@ def build(
     for label in LABELS:
         (out / label).mkdir(parents=True, exist_ok=True)
 
-    from tqdm.auto import tqdm
-
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        results = list(
-            tqdm(
-                pool.map(lambda j: _make(j, out), todo),
-                total=len(todo),
-                desc="drums",
-                unit="file",
-                disable=not progress,
-            )
-        )
+    results = run_jobs(lambda j: _make(j, out), todo, jobs=jobs, desc="drums", unit="file", progress=progress)
 
     written: dict[str, tuple[str, str]] = {}  # rel -> (split, label)
     for job, r in zip(todo, results, strict=True):

@@ -47,7 +47,6 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,9 +56,11 @@ import torch
 
 try:
     from cmaudio.audio import peak_normalise, resample, save_audio
+    from cmaudio.data import run_jobs
 except ModuleNotFoundError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     from cmaudio.audio import peak_normalise, resample, save_audio
+    from cmaudio.data import run_jobs
 
 FLUIDSYNTH = "fluidsynth"
 SOUNDFONT = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
@@ -418,18 +419,7 @@ def build(
     notes, splits = plan(choose_programs(programs), parse_pitches(pitches), per_note, seed)
     (out / "audio").mkdir(parents=True, exist_ok=True)
 
-    from tqdm.auto import tqdm
-
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        results = list(
-            tqdm(
-                pool.map(lambda n: _make(n, out), notes),
-                total=len(notes),
-                desc="notes",
-                unit="note",
-                disable=not progress,
-            )
-        )
+    results = run_jobs(lambda n: _make(n, out), notes, jobs=jobs, desc="notes", unit="note", progress=progress)
 
     written = [n for n, r in zip(notes, results, strict=True) if r is None]
     failed = [(n, r) for n, r in zip(notes, results, strict=True) if r is not None]
