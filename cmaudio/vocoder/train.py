@@ -968,12 +968,8 @@ def export_vocoder(
 ) -> Path:
     """Re-save the vocoder file ``src`` as ``dst`` (weights, name and step unchanged), with
     ``net.mel_refine`` / ``net.mel_refine_updates`` replaced when given. Prints one line."""
-    from .neural import load_neural_vocoder
-
     try:
-        v = load_neural_vocoder(src)
-        meta, _ = read_vocoder_metadata(src)
-        config = v.config
+        meta, config = read_vocoder_metadata(src)
         changes = {}
         if mel_refine is not None:
             if mel_refine < 0:
@@ -984,14 +980,16 @@ def export_vocoder(
                 raise UsageError(f"--mel-refine-updates must be >= 1, got {mel_refine_updates}")
             changes["mel_refine_updates"] = mel_refine_updates
         config = dataclasses.replace(config, net=dataclasses.replace(config.net, **changes))
-        out = NeuralVocoder(config, name=v.name)
-        out.load_state_dict(v.state_dict())
+        name = meta.get("name") or Path(src).stem
+        out = NeuralVocoder(config, name=name)
+        load_weights(src, out)  # the refinement has no weights: the same tensors load strictly
     except (CheckpointError, ConfigError) as exc:
         raise UsageError(str(exc)) from None
     path = Path(dst)
-    save_vocoder(path, out, v.name, v.step, extra={k: meta[k] for k in ("trained_on",) if k in meta})
+    step = int(meta["step"]) if meta.get("step", "").isdigit() else 0
+    save_vocoder(path, out, name, step, extra={k: meta[k] for k in ("trained_on",) if k in meta})
     print(
-        f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, step {v.step}, mel_refine {config.net.mel_refine}, "
+        f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, step {step}, mel_refine {config.net.mel_refine}, "
         f"{config.net.mel_refine_updates} update(s) per pass)",
         file=sys.stderr,
     )
