@@ -16,14 +16,13 @@ EXAMPLES = """examples:
 
 
 def _body(argv: Sequence[str] | None) -> int:
-    import dataclasses
     import json
 
     import torch
 
     from .checkpoint import load_model, save_model
     from .cli import UsageError
-    from .sampling import check_sigmas
+    from .sigma_search import with_sigmas
 
     p = Parser("cmaudio.export", "Re-save a model file (weights, config, recommended sigmas).", EXAMPLES)
     p.add_argument("model", help="source .safetensors model file")
@@ -33,17 +32,13 @@ def _body(argv: Sequence[str] | None) -> int:
                    help="recommended sigmas for K steps, e.g. 2=80,2.0 (repeatable; replaces the file's list)")
     a = p.parse_args(argv)
     mf = load_model(a.model)
-    pre, sigmas = mf.config.precond, dict(mf.config.sigmas)
+    config = mf.config
     for item in a.sigmas:
         key, _, values = item.partition("=")
         try:
-            lst = check_sigmas([float(v) for v in values.split(",")], pre.sigma_min, pre.sigma_max)
+            config = with_sigmas(config, {key.strip(): [float(v) for v in values.split(",")]})
         except ValueError as exc:
             raise UsageError(f"--sigmas {item}: {exc}") from None
-        if key.strip() != str(len(lst)):
-            raise UsageError(f"--sigmas {item}: {len(lst)} sigmas under the key {key!r}; write {len(lst)}=...")
-        sigmas[str(len(lst))] = lst
-    config = dataclasses.replace(mf.config, sigmas=dict(sorted(sigmas.items(), key=lambda kv: int(kv[0]))))
     keep = {k: v for k, v in mf.metadata.items() if k in ("name", "objective", "sigma_search")}
     if a.sigmas:
         keep["sigmas_set_by_hand"] = json.dumps(a.sigmas)

@@ -27,10 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .checkpoint import CheckpointError, load_model, save_model
+from .config import ModelConfig
 from .sampling import check_sigmas
 from .schedules import karras_sigmas
 
-__all__ = ["SearchResult", "search_sigmas", "write_sigmas"]
+__all__ = ["SearchResult", "search_sigmas", "with_sigmas", "write_sigmas"]
 
 _GOLDEN = (math.sqrt(5) - 1) / 2  # 0.618...: the interval shrinks by this per evaluation
 
@@ -122,6 +123,24 @@ def search_sigmas(
     return SearchResult(list(current), best, start, start_score, history)
 
 
+def with_sigmas(config: ModelConfig, sigmas: dict[str, Sequence[float]]) -> ModelConfig:
+    """``config`` with ``sigmas`` (step count -> list) as its recommended lists, other step counts
+    kept, ordered by step count. Each list is validated first (check_sigmas, and the key must be
+    its length); a bad one is a one-line ValueError naming it."""
+    p = config.precond
+    new = dict(config.sigmas)
+    for k, lst in sigmas.items():
+        try:
+            checked = check_sigmas(lst, p.sigma_min, p.sigma_max)
+        except ValueError as exc:
+            raise ValueError(f"sigmas for {k} steps: {exc}") from None
+        if str(k) != str(len(checked)):
+            raise ValueError(f"{len(checked)} sigmas under the key {str(k)!r}")
+        new[str(k)] = checked
+    order = sorted(new, key=lambda k: (not k.isdigit(), int(k) if k.isdigit() else 0, k))
+    return dataclasses.replace(config, sigmas={k: new[k] for k in order})
+
+
 def write_sigmas(
     model_path: str | os.PathLike,
     sigmas: dict[str, Sequence[float]],
@@ -134,18 +153,10 @@ def write_sigmas(
     the metadata key "sigma_search". Lists are validated first: nothing is written for a bad one."""
     model_path = Path(model_path)
     mf = load_model(model_path)
-    p = mf.config.precond
-    new = dict(mf.config.sigmas)
-    for k, lst in sigmas.items():
-        try:
-            checked = check_sigmas(lst, p.sigma_min, p.sigma_max)
-        except ValueError as exc:
-            raise CheckpointError(f"{model_path}: sigmas for {k} steps: {exc}") from None
-        if str(k) != str(len(checked)):
-            raise CheckpointError(f"{model_path}: key {k!r} holds {len(checked)} sigmas")
-        new[str(k)] = checked
-    order = sorted(new, key=lambda k: (not k.isdigit(), int(k) if k.isdigit() else 0, k))
-    config = dataclasses.replace(mf.config, sigmas={k: new[k] for k in order})
+    try:
+        config = with_sigmas(mf.config, sigmas)
+    except ValueError as exc:
+        raise CheckpointError(f"{model_path}: {exc}") from None
     reserved = {"format", "format_version", "config", "step", "cmaudio_version"}
     extra = {k: v for k, v in mf.metadata.items() if k not in reserved}
     if info is not None:
