@@ -94,11 +94,15 @@ def test_split_programs_hold_out_whole_programs(prepare):
 
 
 def test_plan_is_seeded_and_names_are_unique(prepare):
-    notes, splits = prepare.plan([0, 33, 40], [48, 60], per_note=3, seed=1)
-    assert len(notes) == 18 and len({n.name for n in notes}) == 18
-    assert {n.pitch for n in notes if n.family == "bass"} == {36, 48}  # bass an octave down
-    assert notes == prepare.plan([0, 33, 40], [48, 60], per_note=3, seed=1)[0]
-    assert notes != prepare.plan([0, 33, 40], [48, 60], per_note=3, seed=2)[0]
+    notes, splits = prepare.plan([0, 33, 40], [36, 48, 60, 84], per_note=3, seed=1)
+    played = {p: {n.pitch for n in notes if n.program == p} for p in (0, 33, 40)}
+    assert played == {0: {36, 48, 60, 84}, 33: {36, 48, 60}, 40: {48, 60, 84}}  # within each range
+    assert len(notes) == 3 * 10 and len({n.name for n in notes}) == 30
+    assert notes == prepare.plan([0, 33, 40], [36, 48, 60, 84], per_note=3, seed=1)[0]
+    assert notes != prepare.plan([0, 33, 40], [36, 48, 60, 84], per_note=3, seed=2)[0]
+    # a note's velocities depend on (seed, program, pitch) only: more pitches change no other note
+    fewer = prepare.plan([0, 33, 40], [48, 60], per_note=3, seed=1)[0]
+    assert set(fewer) <= set(notes)
 
 
 def test_crop_from_onset(prepare):

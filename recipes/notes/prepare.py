@@ -11,9 +11,13 @@ Renders that are silent (some programs have no sample at some pitches) are skipp
 a render that clips is rendered once more at a third of the gain.
 
 Programs: the default 24 are two per family over 12 families (PROGRAMS lists them in the order
-``--programs N`` takes them: one per family first). Pitches 48..84 (C3..C6, 37 semitones); bass
-programs play an octave lower (36..72). Velocities: ``--per-note`` distinct values per
-(program, pitch), one drawn from each equal slice of 60..120.
+``--programs N`` takes them: one per family first). Pitches: the requested range (default
+36..84, C2..C6) as far as each program's instrument plays it (``program_range``): bass programs
+36..72, programs whose instrument reaches the octave below C3 (piano, organs, guitars from E2,
+cello, trombone, choir, synths, ...) from there, the others from 48 (C3). So the octave below
+C3 has 13 training programs, not only the two bass ones. Velocities: ``--per-note`` distinct
+values per (program, pitch), one drawn from each equal slice of 60..120, seeded by
+(seed, program, pitch) so that adding pitches or programs leaves every other note as it was.
 
 Layout (NSynth-like, read by cmaudio.data's "nsynth" layout): OUT/audio/<note_str>.wav, with
 note_str = ``<family>_<program:03d>-<pitch:03d>-<velocity:03d>``; OUT/examples.json mapping
@@ -29,7 +33,7 @@ programs each go to valid and test, chosen by a hash of the program number (inde
 seed) among families that keep at least one training program, preferring distinct families.
 The same arguments give the same files; fluidsynth failures are skipped and counted.
 
-    python recipes/notes/prepare.py --out data/notes [--programs 24] [--pitches 48-84]
+    python recipes/notes/prepare.py --out data/notes [--programs 24] [--pitches 36-84]
         [--per-note 3] [--seed 0] [--jobs 2]
     python recipes/notes/prepare.py --out /tmp/notes_tiny --tiny
 """
@@ -73,7 +77,7 @@ TEST_FRACTION = 0.1
 SAMPLE_RATE = 16000
 N_SAMPLES = SAMPLE_RATE  # 1 s
 NOTE_SECONDS = 0.7  # note on -> note off; the release tail fills the rest of the window
-PITCHES = (48, 84)  # inclusive: C3..C6
+PITCHES = (36, 84)  # inclusive: C2..C6, as far as each program plays (program_range)
 VELOCITY = (60, 120)  # inclusive
 DEFAULT_PROGRAMS = 24
 DEFAULT_PER_NOTE = 3
@@ -131,7 +135,22 @@ GM_GROUPS = (
     "keyboard", "mallet", "organ", "guitar", "bass", "string", "string", "brass",
     "reed", "flute", "synth_lead", "synth_pad", "synth_fx", "ethnic", "percussive", "sound_fx",
 )  # fmt: skip
-PITCH_SHIFT = {"bass": -12}  # family -> semitones added to the pitch range
+# Playable range (lowest, highest MIDI pitch) per program, clipped to the requested pitches.
+# General MIDI instruments render at any pitch, but a violin at C2 or a flute at C3 is no
+# instrument anyone plays: programs stay within (roughly) their real instrument's compass.
+DEFAULT_RANGE = (48, 127)
+FAMILY_RANGE = {"bass": (28, 72)}
+PROGRAM_RANGE = {
+    0: (21, 108), 4: (28, 103), 6: (29, 89),  # pianos, harpsichord
+    12: (36, 96),  # marimba (5 octaves)
+    16: (24, 108), 19: (24, 108), 21: (29, 93),  # organs, accordion (with its bass side)
+    24: (40, 84), 25: (40, 84), 27: (40, 88),  # guitars: low E2
+    42: (36, 84), 48: (28, 108),  # cello: C2; string ensemble (with the basses)
+    57: (40, 77), 61: (36, 96),  # trombone: E2; brass section
+    52: (40, 81), 53: (40, 81), 54: (36, 96),  # choir and voices, bass voices from E2
+    80: (24, 108), 81: (24, 108), 84: (24, 108),  # synth leads
+    88: (24, 108), 89: (24, 108), 90: (24, 108),  # synth pads
+}  # fmt: skip
 
 TINY_PROGRAMS = (0, 4, 6, 24)
 TINY_PITCHES = (60, 69)
@@ -159,6 +178,12 @@ def program_info(program: int) -> tuple[str, str]:
     if not 0 <= program <= 127:
         raise ValueError(f"GM programs are 0..127, got {program}")
     return PROGRAM_INFO.get(program, (GM_GROUPS[program // 8], f"GM program {program}"))
+
+
+def program_range(program: int) -> tuple[int, int]:
+    """(lowest, highest) MIDI pitch this program renders."""
+    family = program_info(program)[0]
+    return PROGRAM_RANGE.get(program, FAMILY_RANGE.get(family, DEFAULT_RANGE))
 
 
 def choose_programs(spec: int | str | list[int] | tuple[int, ...]) -> list[int]:
@@ -256,15 +281,14 @@ def plan(
         raise ValueError(f"per_note must be 1..{VELOCITY[1] - VELOCITY[0] + 1}, got {per_note}")
     splits = split_programs(programs)
     where = {p: s for s, ps in splits.items() for p in ps}
-    rng = np.random.default_rng(seed)
     notes = []
     for program in programs:
         family = program_info(program)[0]
-        shift = PITCH_SHIFT.get(family, 0)
-        for base in pitches:
-            pitch = base + shift
-            if not 0 <= pitch <= 127:
+        lo, hi = program_range(program)
+        for pitch in pitches:
+            if not lo <= pitch <= hi:
                 continue
+            rng = np.random.default_rng([seed, program, pitch])  # one stream per note
             for velocity in sorted(draw_velocities(rng, per_note)):
                 notes.append(
                     Note(
@@ -499,7 +523,11 @@ def main(argv=None) -> int:
         default=str(DEFAULT_PROGRAMS),
         help=f"a count (the first N of {len(PROGRAMS)} spread over families) or a list 0,4,40",
     )
-    p.add_argument("--pitches", default=f"{PITCHES[0]}-{PITCHES[1]}", help="'48-84' or '60,69'")
+    p.add_argument(
+        "--pitches",
+        default=f"{PITCHES[0]}-{PITCHES[1]}",
+        help="'36-84' or '60,69'; each program plays those within its range (program_range)",
+    )
     p.add_argument(
         "--per-note", type=int, default=DEFAULT_PER_NOTE, help="velocities per program and pitch"
     )
