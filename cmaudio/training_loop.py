@@ -120,9 +120,10 @@ class _Dist:
 
     def close(self, clean: bool) -> None:
         if self.world > 1 and dist.is_initialized():
-            # Free what still refers to the group (DDP's reducer lives in reference cycles) while
-            # the group exists: a rank once aborted at exit ("terminate called without an active
-            # exception") in a CI run on a loaded CPU; not reproduced since, so this is defensive.
+            # Free whatever still refers to the group (a DDP reducer left in a reference cycle,
+            # if any) while the group exists. A rank once aborted at exit ("terminate called
+            # without an active exception") in a CI run on a loaded CPU; that was not reproduced
+            # in six later runs, so this is a defensive guess, not a verified fix.
             gc.collect()
             if clean:  # tearing down gloo while a peer is still in a collective aborts that peer
                 dist.barrier()
