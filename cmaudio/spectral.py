@@ -130,15 +130,25 @@ def mr_stft_loss(
     est: torch.Tensor,
     ref: torch.Tensor,
     resolutions: Sequence[tuple[int, int, int]] = STFT_RESOLUTIONS,
+    max_bin_fraction: float = 1.0,
 ) -> torch.Tensor:
     """The multi-resolution STFT training loss of Parallel WaveGAN (Yamamoto et al. 2020), a
     scalar: spectral convergence with Frobenius norms over the whole batch, so a silent segment
     (whose own norm is ~0) cannot blow it up, plus the mean log-magnitude L1; averaged over
-    resolutions. wav [B, T] -> []."""
+    resolutions. wav [B, T] -> [].
+
+    ``max_bin_fraction`` < 1 scores only the bins up to that fraction of the Nyquist frequency
+    (e.g. 1000 / 8000 for the partials below 1 kHz), so that a long-window term resolving bass
+    partials is not an average dominated by the thousands of bins above them."""
+    if not 0 < max_bin_fraction <= 1:
+        raise ValueError(f"max_bin_fraction must be in (0, 1], got {max_bin_fraction}")
     est, ref = _pair(est, ref)
     total = est.new_zeros(())
     for n_fft, hop, win in resolutions:
         e, r = stft_magnitude(est, n_fft, hop, win), stft_magnitude(ref, n_fft, hop, win)
+        if max_bin_fraction < 1:
+            keep = int(max_bin_fraction * (n_fft // 2)) + 1
+            e, r = e[:, :keep], r[:, :keep]
         sc = (r - e).norm() / r.norm().clamp_min(1e-8)
         total = total + sc + log_magnitude_l1(e, r).mean()
     return total / len(resolutions)

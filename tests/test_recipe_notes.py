@@ -171,6 +171,23 @@ def test_tiny_build_splits_share_no_program(tiny):
 
 
 @needs_fluidsynth
+def test_tuning_check_refuses_transposed_presets(prepare, tmp_path):
+    # FluidR3's Drawbar Organ sounds two octaves below its key, Rock Organ one: their labels would
+    # be wrong. Reed Organ and the piano are in tune.
+    assert abs(prepare.tuning_cents(20, [60])) < 50
+    assert abs(prepare.tuning_cents(18, [60]) + 1200) < 50
+    prepare.check_tuning([0, 20], [60])
+    with pytest.raises(ValueError, match=r"16 \(.*\): sounds -2\d\d\d cents.*18 \(.*\): sounds -1\d\d\d cents") as e:
+        prepare.check_tuning([16, 20, 18], [60])
+    assert "20 (" not in str(e.value)
+    # A build with such a program stops before rendering anything, with a one-line error.
+    out = tmp_path / "bad"
+    assert prepare.main(["--out", str(out), "--programs", "0,16", "--pitches", "60", "--no-progress"]) == 2
+    assert not (out / "audio").exists() or not any((out / "audio").iterdir())
+    assert 16 not in prepare.choose_programs(len(prepare.PROGRAMS))
+
+
+@needs_fluidsynth
 def test_audiofolder_reads_pitch_and_family(tiny):
     from cmaudio.data import AudioFolder, index_dataset
 

@@ -232,7 +232,7 @@ def test_sine_pitch_survives_griffinlim(tone):
 
 def overfit(freq: float, phase: str, steps: int) -> tuple[NeuralVocoder, torch.Tensor]:
     """A small generator trained on one steady tone with the reconstruction losses only. The
-    heavy MR-STFT weight matters: mel bands 66 Hz wide leave a partial's exact frequency to the
+    heavy MR-STFT weight matters: mel bands 74 Hz wide leave a partial's exact frequency to the
     2048-point STFT term, and with it every sine phase seed tried lands within 30 cents."""
     cfg = from_dict(
         VocoderTrainConfig,
@@ -719,6 +719,34 @@ def test_training_loss_is_not_blown_up_by_a_silent_segment():
     loss = mr_stft_loss(est, ref)
     assert loss.dim() == 0 and float(loss) < 10
     assert float(mr_stft_loss(ref, ref)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_band_limited_stft_loss_sees_only_its_band(tone):
+    # A 0.5% detuning of a 3 kHz partial is invisible below 1 kHz; the same of a 82.4 Hz
+    # fundamental (9 cents) is not, and weighs far more there than in the full-band average.
+    res = ((8192, 256, 4096),)
+    frac = 1000 / 8000
+    hi, hi_off = torch.from_numpy(tone(3000.0))[None], torch.from_numpy(tone(3015.0))[None]
+    lo, lo_off = torch.from_numpy(tone(82.4))[None], torch.from_numpy(tone(82.8))[None]
+    assert float(mr_stft_loss(hi_off, hi, res, frac)) < 0.01 * float(mr_stft_loss(hi_off, hi, res))
+    assert float(mr_stft_loss(lo_off, lo, res, frac)) > 2 * float(mr_stft_loss(lo_off, lo, res))
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match="max_bin_fraction"):
+            mr_stft_loss(lo, lo, res, bad)
+
+
+def test_bass_term_is_trained_and_reported():
+    with pytest.raises(ConfigError, match="loss.bass_max_hz"):
+        from_dict(VocoderTrainConfig, {"loss": {"bass_max_hz": 0}})
+    with pytest.raises(ConfigError, match="loss.bass_resolutions"):
+        from_dict(VocoderTrainConfig, {"loss": {"bass_weight": 1.0, "bass_resolutions": []}})
+    cfg = tiny_cfg(loss={"bass_weight": 5.0, "bass_resolutions": [[2048, 256, 1024]], "adv_start_step": 100})
+    trainer = _Trainer(cfg, SegmentSampler([sine_clips([82.4, 110.0])], 8 * 256, 0), torch.device("cpu"))
+    rec = trainer.train_step()
+    assert rec is not None and rec["bass"] > 0
+    assert rec["loss_g"] == pytest.approx(45 * rec["mel"] + 10 * rec["stft"] + 5 * rec["bass"], rel=1e-4)
+    plain = _Trainer(tiny_cfg(), SegmentSampler([sine_clips([82.4])], 8 * 256, 0), torch.device("cpu"))
+    assert "bass" not in plain.train_step()
 
 
 def test_losses_have_finite_gradients_on_silence():

@@ -131,11 +131,18 @@ class VocoderLossConfig:
         (1024, 256, 80),
         (2048, 512, 160),
     )
-    # MR-STFT (Yamamoto et al. 2020) on top: the mel's 66 Hz Slaney bands below 1 kHz cannot pin a
-    # steady partial's frequency, the 2048-point STFT (7.8 Hz bins) can; at 10 both terms are of
-    # similar size early in training.
+    # MR-STFT (Yamamoto et al. 2020) on top: the mel's Slaney bands (37 Hz apart, 74 Hz wide below
+    # 1 kHz) cannot pin a steady partial's frequency, the 2048-point STFT (7.8 Hz bins) can; at 10
+    # both terms are of similar size early in training.
     stft_weight: float = 10.0
     stft_resolutions: tuple[tuple[int, int, int], ...] = STFT_RESOLUTIONS
+    # Band-limited long-window STFT term (0: off): the MR-STFT loss over only the bins below
+    # bass_max_hz of these resolutions. A bass note's pitch is fixed by partials below 1 kHz, a few
+    # percent of a 4096-point spectrum's bins, so in a full-band average a fundamental 190 cents
+    # flat barely registers; scored alone, it is the whole term.
+    bass_weight: float = 0.0
+    bass_resolutions: tuple[tuple[int, int, int], ...] = ((8192, 256, 4096),)
+    bass_max_hz: float = 1000.0
     adv_kind: Literal["hinge", "lsgan"] = "hinge"  # hinge as Vocos, lsgan as HiFi-GAN
     adv_weight: float = 1.0
     fm_weight: float = 1.0  # Vocos: per discriminator, sum over layers of mean L1
@@ -150,7 +157,7 @@ class VocoderLossConfig:
     mrd_channels: int = 16
 
     def __post_init__(self) -> None:
-        for key in ("mel_weight", "stft_weight", "adv_weight", "fm_weight"):
+        for key in ("mel_weight", "stft_weight", "bass_weight", "adv_weight", "fm_weight"):
             check_field(getattr(self, key) >= 0, f"loss.{key}", "must be >= 0")
         check_field(
             self.mel_weight + self.stft_weight > 0,
@@ -159,17 +166,20 @@ class VocoderLossConfig:
         )
         check_field(len(self.mel_resolutions) >= 1, "loss.mel_resolutions", "needs at least one entry")
         check_field(len(self.stft_resolutions) >= 1, "loss.stft_resolutions", "needs at least one entry")
-        for key in ("mel_resolutions", "stft_resolutions", "mrd_resolutions"):
+        check_field(self.bass_max_hz > 0, "loss.bass_max_hz", "must be positive")
+        check_field(
+            self.bass_weight == 0 or len(self.bass_resolutions) >= 1,
+            "loss.bass_resolutions",
+            "needs at least one entry when loss.bass_weight > 0",
+        )
+        for key in ("mel_resolutions", "stft_resolutions", "bass_resolutions", "mrd_resolutions"):
             check_field(
                 all(min(r) >= 1 for r in getattr(self, key)),
                 f"loss.{key}",
                 "entries must be positive",
             )
-        check_field(
-            all(w <= n for n, _, w in self.stft_resolutions),
-            "loss.stft_resolutions",
-            "need win <= n_fft",
-        )
+        for key in ("stft_resolutions", "bass_resolutions"):
+            check_field(all(w <= n for n, _, w in getattr(self, key)), f"loss.{key}", "need win <= n_fft")
         check_field(
             all(w <= n for n, _, w in self.mrd_resolutions),
             "loss.mrd_resolutions",
@@ -454,6 +464,11 @@ class _Trainer:
 
         loss_mel, loss_stft = self.reconstruction(fake, real)
         loss_g = loss.mel_weight * loss_mel + loss.stft_weight * loss_stft
+        if loss.bass_weight > 0:
+            nyquist = self.cfg.mel.sample_rate / 2
+            loss_bass = mr_stft_loss(fake, real, loss.bass_resolutions, min(1.0, loss.bass_max_hz / nyquist))
+            loss_g = loss_g + loss.bass_weight * loss_bass
+            rec.update(bass=loss_bass.item())
         if adversarial:
             # D's own gradients are not needed here; freezing it saves their computation.
             self.disc.requires_grad_(False)

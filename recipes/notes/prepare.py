@@ -94,7 +94,11 @@ LEVEL = 0.95  # output peak at velocity 127
 PROGRAMS: tuple[tuple[int, str, str], ...] = (
     (0, "keyboard", "Acoustic Grand Piano"),
     (11, "mallet", "Vibraphone"),
-    (16, "organ", "Drawbar Organ"),
+    # Not Drawbar Organ (16): in FluidR3 its notes sound two octaves below their key (key 60
+    # has its partials at 65, 131 and 262 Hz, the first two strongest), so every pitch label
+    # would be wrong; Percussive and Rock Organ (17, 18) sound one octave below. check_tuning
+    # refuses such programs.
+    (20, "organ", "Reed Organ"),
     (24, "guitar", "Acoustic Guitar (nylon)"),
     (33, "bass", "Electric Bass (finger)"),
     (40, "string", "Violin"),
@@ -143,7 +147,7 @@ FAMILY_RANGE = {"bass": (28, 72)}
 PROGRAM_RANGE = {
     0: (21, 108), 4: (28, 103), 6: (29, 89),  # pianos, harpsichord
     12: (36, 96),  # marimba (5 octaves)
-    16: (24, 108), 19: (24, 108), 21: (29, 93),  # organs, accordion (with its bass side)
+    19: (24, 108), 20: (29, 89), 21: (29, 93),  # church organ, harmonium, accordion (bass side)
     24: (40, 84), 25: (40, 84), 27: (40, 88),  # guitars: low E2
     42: (36, 84), 48: (28, 108),  # cello: C2; string ensemble (with the basses)
     57: (40, 77), 61: (36, 96),  # trombone: E2; brass section
@@ -151,6 +155,9 @@ PROGRAM_RANGE = {
     80: (24, 108), 81: (24, 108), 84: (24, 108),  # synth leads
     88: (24, 108), 89: (24, 108), 90: (24, 108),  # synth pads
 }  # fmt: skip
+
+# check_tuning: a program's middle note must sound within this many cents of its key.
+TUNING_TOLERANCE_CENTS = 50.0
 
 TINY_PROGRAMS = (0, 4, 6, 24)
 TINY_PITCHES = (60, 69)
@@ -402,6 +409,42 @@ def render(note: Note) -> np.ndarray:
     return peak_normalise(torch.from_numpy(clip), level).numpy()
 
 
+def tuning_cents(program: int, pitches: list[int]) -> float:
+    """Signed cents from the key to the sounding pitch (pYIN median) of one note of ``program``:
+    the requested pitch nearest its playable range's middle, at velocity 100. NaN if unvoiced.
+    The search reaches two octaves and a third below the key, so a preset transposed down by
+    whole octaves (FluidR3's Drawbar Organ: -2400) is measured, not mistaken for a fundamental."""
+    from cmaudio.metrics import midi_to_hz, pyin_f0
+
+    lo, hi = program_range(program)
+    inside = [p for p in pitches if lo <= p <= hi] or list(pitches)
+    key = min(inside, key=lambda p: abs(p - (lo + hi) / 2))
+    family = program_info(program)[0]
+    wav = render(Note("tuning", program, family, key, 100, "train"))
+    hz = float(midi_to_hz(key))
+    f0 = float(pyin_f0(torch.from_numpy(wav)[None], SAMPLE_RATE, fmin=max(20.0, hz / 5), fmax=hz * 2.2)[0])
+    return 1200 * float(np.log2(f0 / hz)) if f0 == f0 else float("nan")
+
+
+def check_tuning(programs: list[int], pitches: list[int]) -> None:
+    """Raise ValueError naming every program whose notes do not sound at their key (their pitch
+    labels would be wrong) or have no pitch pYIN can find. A program whose test note does not
+    render (silent, fluidsynth failure) is not judged: the build skips and counts its notes."""
+    bad = []
+    for program in programs:
+        try:
+            off = tuning_cents(program, pitches)
+        except RenderError:
+            continue
+        if not abs(off) <= TUNING_TOLERANCE_CENTS:  # NaN (no pitch) fails too
+            what = "no pitch found" if off != off else f"sounds {off:+.0f} cents from its key"
+            bad.append(f"{program} ({program_info(program)[1]}): {what}")
+    if bad:
+        raise ValueError(
+            "programs whose pitch labels would be wrong in this sound font (leave them out): " + "; ".join(bad)
+        )
+
+
 def _make(note: Note, out: Path) -> str | None:
     """Render and write one clip; returns None on success, else the reason it was skipped."""
     try:
@@ -440,7 +483,9 @@ def build(
         )
     t0 = time.perf_counter()
     out = Path(out)
-    notes, splits = plan(choose_programs(programs), parse_pitches(pitches), per_note, seed)
+    programs, pitches = choose_programs(programs), parse_pitches(pitches)
+    check_tuning(programs, pitches)
+    notes, splits = plan(programs, pitches, per_note, seed)
     (out / "audio").mkdir(parents=True, exist_ok=True)
 
     results = run_jobs(lambda n: _make(n, out), notes, jobs=jobs, desc="notes", unit="note", progress=progress)
@@ -547,7 +592,11 @@ def main(argv=None) -> int:
             args = (choose_programs(a.programs), parse_pitches(a.pitches), a.per_note)
     except ValueError as exc:
         p.error(str(exc))
-    build(a.out, *args, seed=a.seed, jobs=a.jobs, progress=not a.no_progress)
+    try:
+        build(a.out, *args, seed=a.seed, jobs=a.jobs, progress=not a.no_progress)
+    except (RuntimeError, ValueError) as exc:
+        print(f"prepare.py: error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
