@@ -58,6 +58,11 @@ class NetConfig:
     dropout: float = 0.0
     emb_channels: int = 0  # noise/class embedding width; 0 -> 4 * channels
     label_dropout: float = 0.0  # probability of training with the null class (enables cond=None)
+    # Of a label with several factors (pitch, family), the probability that each one alone is
+    # replaced by its null class, independently, on top of label_dropout's all-null rows. Without
+    # it the model never sees "pitch 60, no family" in training, yet that is what the label "60"
+    # asks for.
+    factor_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         check_field(self.channels > 0, "net.channels", "must be positive")
@@ -67,6 +72,7 @@ class NetConfig:
         check_field(self.attn_heads >= 1, "net.attn_heads", "must be >= 1")
         check_field(0.0 <= self.dropout < 1.0, "net.dropout", "must be in [0, 1)")
         check_field(0.0 <= self.label_dropout < 1.0, "net.label_dropout", "must be in [0, 1)")
+        check_field(0.0 <= self.factor_dropout < 1.0, "net.factor_dropout", "must be in [0, 1)")
         check_field(self.emb_channels >= 0, "net.emb_channels", "must be >= 0")
 
 

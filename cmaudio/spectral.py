@@ -131,6 +131,7 @@ def mr_stft_loss(
     ref: torch.Tensor,
     resolutions: Sequence[tuple[int, int, int]] = STFT_RESOLUTIONS,
     max_bin_fraction: float = 1.0,
+    mag_weight: float = 1.0,
 ) -> torch.Tensor:
     """The multi-resolution STFT training loss of Parallel WaveGAN (Yamamoto et al. 2020), a
     scalar: spectral convergence with Frobenius norms over the whole batch, so a silent segment
@@ -139,7 +140,9 @@ def mr_stft_loss(
 
     ``max_bin_fraction`` < 1 scores only the bins up to that fraction of the Nyquist frequency
     (e.g. 1000 / 8000 for the partials below 1 kHz), so that a long-window term resolving bass
-    partials is not an average dominated by the thousands of bins above them."""
+    partials is not an average dominated by the thousands of bins above them. ``mag_weight``
+    scales the log-magnitude part: at 0 only spectral convergence remains, which the strong
+    partials dominate, where the log magnitude weighs every bin alike, noise floor included."""
     if not 0 < max_bin_fraction <= 1:
         raise ValueError(f"max_bin_fraction must be in (0, 1], got {max_bin_fraction}")
     est, ref = _pair(est, ref)
@@ -150,7 +153,7 @@ def mr_stft_loss(
             keep = int(max_bin_fraction * (n_fft // 2)) + 1
             e, r = e[:, :keep], r[:, :keep]
         sc = (r - e).norm() / r.norm().clamp_min(1e-8)
-        total = total + sc + log_magnitude_l1(e, r).mean()
+        total = total + sc + (mag_weight * log_magnitude_l1(e, r).mean() if mag_weight else 0.0)
     return total / len(resolutions)
 
 

@@ -42,6 +42,7 @@ __all__ = [
     "TrainingError",
     "RunResult",
     "default_sigmas",
+    "drop_labels",
     "resolve_device",
 ]
 
@@ -231,11 +232,31 @@ class _Batches:
         return torch.tensor(out, dtype=torch.long)
 
 
+def drop_labels(cond: torch.Tensor, null: torch.Tensor, label_dropout: float, factor_dropout: float) -> torch.Tensor:
+    """Classifier-free-guidance label dropout (Ho & Salimans 2022) on cond [B, K]: each row
+    becomes all-null (``null`` [B, K]) with probability label_dropout; with K > 1 factors, each
+    entry is also nulled alone with probability factor_dropout, so partial labels ("60", any
+    family) are trained conditions too. Draws from the global torch generator."""
+    if cond.shape[1] == 0:
+        return cond
+    if label_dropout > 0:
+        drop = torch.rand(cond.shape[0], 1, device=cond.device) < label_dropout
+        cond = torch.where(drop, null, cond)
+    if factor_dropout > 0 and cond.shape[1] > 1:
+        cond = torch.where(torch.rand(cond.shape, device=cond.device) < factor_dropout, null, cond)
+    return cond
+
+
 def _model_config(cfg: TrainConfig, ds, teacher_cfg: ModelConfig | None) -> ModelConfig:
     if teacher_cfg is not None:
         # A student keeps the teacher's front end, statistics, classes and architecture (it starts
         # from the teacher's weights); only the parametrisation and dropout are its own.
-        net = dataclasses.replace(teacher_cfg.net, dropout=cfg.net.dropout, label_dropout=cfg.net.label_dropout)
+        net = dataclasses.replace(
+            teacher_cfg.net,
+            dropout=cfg.net.dropout,
+            label_dropout=cfg.net.label_dropout,
+            factor_dropout=cfg.net.factor_dropout,
+        )
         return dataclasses.replace(
             teacher_cfg,
             net=net,
@@ -441,9 +462,9 @@ def _run(cfg: TrainConfig, run_dir: Path, d: _Dist, resume: bool, progress: bool
             x, cond = mels[sl], labels[sl]
             if cfg.data.gain_db > 0:
                 x = x + (torch.rand(x.shape[0], 1, 1, device=device) * 2 - 1) * cfg.data.gain_db * gain_scale
-            if cfg.net.label_dropout > 0 and cond.shape[1] > 0:
-                drop = torch.rand(cond.shape[0], 1, device=device) < cfg.net.label_dropout
-                cond = torch.where(drop, model.null_cond(cond.shape[0], device), cond)
+            if cfg.net.label_dropout > 0 or cfg.net.factor_dropout > 0:
+                null = model.null_cond(cond.shape[0], device)
+                cond = drop_labels(cond, null, cfg.net.label_dropout, cfg.net.factor_dropout)
             sync = a == cfg.run.grad_accum - 1 or d.world == 1
             ctx = ddp.no_sync() if (not sync and d.world > 1) else _null()
             with ctx:

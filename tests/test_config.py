@@ -51,6 +51,7 @@ def test_model_config_round_trip():
         ("optim.lr=-1", "optim.lr"),
         ("net.channel_mult=[1, 'x']", "net.channel_mult[1]"),
         ("net.attention=3", "net.attention"),
+        ("net.factor_dropout=1.0", "net.factor_dropout"),
     ],
 )
 def test_bad_keys_and_values_name_the_key(override, key):

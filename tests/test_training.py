@@ -212,3 +212,32 @@ def test_ddp_two_processes_end_with_identical_weights(tmp_path, tones_data, tiny
     st = load_state(out / "state.pt")
     assert len(st["rank_digests"]) == 2 and st["rank_digests"][0] == st["rank_digests"][1]
     assert len(st["rng"]) == 2 and st["step"] == 6
+
+
+def test_label_dropout_all_null_rows_and_single_factors():
+    # Two factors (e.g. pitch, family); null indices 49 and 12.
+    n = 20000
+    cond = torch.stack([torch.randint(0, 49, (n,)), torch.randint(0, 12, (n,))], 1)
+    null = torch.tensor([[49, 12]]).expand(n, 2)
+    torch.manual_seed(0)
+    same = training_loop.drop_labels(cond, null, 0.0, 0.0)
+    assert torch.equal(same, cond)
+    out = training_loop.drop_labels(cond, null, 0.1, 0.0)
+    is_null = out == null
+    # label_dropout alone nulls whole rows, never one factor of a row.
+    assert torch.equal(is_null[:, 0], is_null[:, 1])
+    assert abs(is_null[:, 0].float().mean().item() - 0.1) < 0.01
+    out = training_loop.drop_labels(cond, null, 0.1, 0.15)
+    is_null = out == null
+    only_family = is_null[:, 1] & ~is_null[:, 0]  # "pitch given, family open": the label "60"
+    only_pitch = is_null[:, 0] & ~is_null[:, 1]
+    both = is_null.all(1)
+    assert abs(only_family.float().mean().item() - 0.9 * 0.15 * 0.85) < 0.01
+    assert abs(only_pitch.float().mean().item() - 0.9 * 0.15 * 0.85) < 0.01
+    assert abs(both.float().mean().item() - (0.1 + 0.9 * 0.15**2)) < 0.01
+    kept = ~is_null.any(1)
+    assert torch.equal(out[kept], cond[kept])
+    # One factor: factor_dropout has nothing to add to label_dropout's rows.
+    one = cond[:, :1]
+    torch.manual_seed(1)
+    assert torch.equal(training_loop.drop_labels(one, null[:, :1], 0.0, 0.5), one)

@@ -730,6 +730,11 @@ def test_band_limited_stft_loss_sees_only_its_band(tone):
     lo, lo_off = torch.from_numpy(tone(82.4))[None], torch.from_numpy(tone(82.8))[None]
     assert float(mr_stft_loss(hi_off, hi, res, frac)) < 0.01 * float(mr_stft_loss(hi_off, hi, res))
     assert float(mr_stft_loss(lo_off, lo, res, frac)) > 2 * float(mr_stft_loss(lo_off, lo, res))
+    # mag_weight 0: spectral convergence alone, batch Frobenius norms over the kept bins.
+    e, r = stft_magnitude(lo_off, 8192, 256, 4096)[:, :513], stft_magnitude(lo, 8192, 256, 4096)[:, :513]
+    sc = float((r - e).norm() / r.norm())
+    assert float(mr_stft_loss(lo_off, lo, res, frac, mag_weight=0.0)) == pytest.approx(sc, rel=1e-5)
+    assert float(mr_stft_loss(lo_off, lo, res, frac)) > sc
     for bad in (0.0, 1.5):
         with pytest.raises(ValueError, match="max_bin_fraction"):
             mr_stft_loss(lo, lo, res, bad)

@@ -143,6 +143,9 @@ class VocoderLossConfig:
     bass_weight: float = 0.0
     bass_resolutions: tuple[tuple[int, int, int], ...] = ((8192, 256, 4096),)
     bass_max_hz: float = 1000.0
+    # Weight of the term's log-magnitude part; 0 keeps only spectral convergence, which the
+    # strong partials dominate (the log magnitude also chases every near-silent low bin of a drum).
+    bass_mag_weight: float = 1.0
     adv_kind: Literal["hinge", "lsgan"] = "hinge"  # hinge as Vocos, lsgan as HiFi-GAN
     adv_weight: float = 1.0
     fm_weight: float = 1.0  # Vocos: per discriminator, sum over layers of mean L1
@@ -157,7 +160,7 @@ class VocoderLossConfig:
     mrd_channels: int = 16
 
     def __post_init__(self) -> None:
-        for key in ("mel_weight", "stft_weight", "bass_weight", "adv_weight", "fm_weight"):
+        for key in ("mel_weight", "stft_weight", "bass_weight", "bass_mag_weight", "adv_weight", "fm_weight"):
             check_field(getattr(self, key) >= 0, f"loss.{key}", "must be >= 0")
         check_field(
             self.mel_weight + self.stft_weight > 0,
@@ -466,7 +469,9 @@ class _Trainer:
         loss_g = loss.mel_weight * loss_mel + loss.stft_weight * loss_stft
         if loss.bass_weight > 0:
             nyquist = self.cfg.mel.sample_rate / 2
-            loss_bass = mr_stft_loss(fake, real, loss.bass_resolutions, min(1.0, loss.bass_max_hz / nyquist))
+            loss_bass = mr_stft_loss(
+                fake, real, loss.bass_resolutions, min(1.0, loss.bass_max_hz / nyquist), loss.bass_mag_weight
+            )
             loss_g = loss_g + loss.bass_weight * loss_bass
             rec.update(bass=loss_bass.item())
         if adversarial:
