@@ -36,7 +36,7 @@ def correctness(model: str, n: int, tolerance: float) -> dict:
     # The network alone in fp32 on both devices: the only differences are kernel rounding.
     x = torch.randn(n, cpu.config.mel.n_mels, cpu.config.frames, generator=torch.Generator().manual_seed(1))
     sigma = torch.full((n,), 2.0)
-    cond = cpu._cond(labels) if labels else None
+    cond = cpu.condition(labels) if labels else None
     # TF32 off for this comparison: cuDNN convolutions use TF32 by default on Ampere and later
     # (10-bit mantissa, ~1e-3 error), which is not what "fp32 on both devices" means.
     tf32 = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32

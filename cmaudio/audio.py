@@ -23,6 +23,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .errors import AudioError
+from .files import default_mode
+
 __all__ = [
     "AudioError",
     "MelConfig",
@@ -37,10 +40,6 @@ __all__ = [
     "num_frames",
     "num_samples",
 ]
-
-
-class AudioError(ValueError):
-    """An audio file or array that cannot be used; the message is one line naming the file."""
 
 
 @dataclass(frozen=True)
@@ -138,9 +137,7 @@ def save_audio(
     os.close(fd)
     try:
         sf.write(tmp, data, sample_rate, format=fmt.upper(), subtype="PCM_16")
-        from .checkpoint import _default_mode
-
-        os.chmod(tmp, _default_mode())
+        os.chmod(tmp, default_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -178,7 +175,7 @@ def num_samples(frames: int, cfg: MelConfig) -> int:
 
 
 @functools.lru_cache(maxsize=16)
-def _mel_basis(cfg: MelConfig, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+def mel_basis(cfg: MelConfig, device: str) -> tuple[torch.Tensor, torch.Tensor]:
     import torchaudio.functional as AF
 
     fb = AF.melscale_fbanks(
@@ -200,7 +197,7 @@ def mel_spectrogram(wav: torch.Tensor, cfg: MelConfig = MelConfig()) -> torch.Te
     if squeeze:
         wav = wav.unsqueeze(0)
     wav = wav.float()
-    fb, window = _mel_basis(cfg, str(wav.device))
+    fb, window = mel_basis(cfg, str(wav.device))
     spec = torch.stft(
         wav,
         n_fft=cfg.n_fft,

@@ -75,19 +75,19 @@ def benchmark(pipe, batch_sizes: Sequence[int] = (16,), repeats: int = 5, min_se
 
     def one_batch(batch: int) -> None:
         labels = [pipe.labels[i % len(pipe.labels)] if pipe.labels else None for i in range(batch)]
-        cond = pipe._cond(labels)
+        cond = pipe.condition(labels)
         seeds = list(range(batch))
-        z = pipe._noise(seeds, 1, mcfg.frames)[0]
+        z = pipe.noise(seeds, 1, mcfg.frames)[0]
         mels = {}
         if pipe.is_consistency:
             for k in (1, 2, 4):
                 sig = pipe.sigmas_for(k)
-                sec = _time(lambda sig=sig: pipe._sample(seeds, cond, sig, mcfg.frames), device, repeats, min_seconds)
+                sec = _time(lambda sig=sig: pipe.sample_mels(seeds, cond, sig, mcfg.frames), device, repeats, min_seconds)
                 add(f"cm-{k}-net", k, None, batch, sec)
-                mels[k] = pipe._sample(seeds, cond, sig, mcfg.frames)
+                mels[k] = pipe.sample_mels(seeds, cond, sig, mcfg.frames)
 
         def heun():
-            with torch.inference_mode(), pipe._autocast():
+            with torch.inference_mode(), pipe.autocast():
                 return sample_heun(pipe.model, z, heun_sigmas, cond)
 
         add("heun-18-net", 35, None, batch, _time(heun, device, max(1, repeats // 2), min_seconds))

@@ -16,15 +16,15 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
 
-from .config import ConfigError, ModelConfig, from_dict, to_dict
+from .config import ModelConfig, from_dict, to_dict
+from .errors import CheckpointError, ConfigError
+from .files import atomic_write
 
 T = TypeVar("T")
 
@@ -46,35 +46,6 @@ __all__ = [
 
 FORMAT = "cmaudio-model"
 FORMAT_VERSION = 1
-
-
-class CheckpointError(ValueError):
-    """A model or state file that cannot be used; the message is one line naming the file."""
-
-
-def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
-    """Call ``write(tmp_path)``, fsync the result and rename it over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.chmod(tmp, _default_mode())  # mkstemp makes 0600 files; keep the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _default_mode() -> int:
-    """0666 minus the process umask: what open() would have given the file."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
 
 
 # ----------------------------------------------------------------------------------------------

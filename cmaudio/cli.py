@@ -8,11 +8,9 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
+from .errors import UsageError
+
 __all__ = ["Parser", "UsageError", "main_wrapper"]
-
-
-class UsageError(ValueError):
-    """Bad command-line input detected after parsing (exit status 2)."""
 
 
 class Parser(argparse.ArgumentParser):

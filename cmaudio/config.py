@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .audio import MelConfig, MelStats
+from .errors import ConfigError
 
 __all__ = [
     "ConfigError",
@@ -35,10 +36,6 @@ __all__ = [
     "load_config",
     "apply_overrides",
 ]
-
-
-class ConfigError(ValueError):
-    """A config key or value that cannot be used; the message names the key."""
 
 
 # ----------------------------------------------------------------------------------------------

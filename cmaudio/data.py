@@ -54,6 +54,7 @@ from torch.utils.data import Dataset
 
 from .audio import AudioError, MelConfig, MelStats, load_audio, mel_spectrogram, num_frames
 from .config import DataConfig
+from .errors import DatasetError
 
 __all__ = [
     "AUDIO_EXTENSIONS",
@@ -92,10 +93,6 @@ _NSYNTH_FIELDS = {
     "instrument": "instrument_str",
 }
 _LJSPEECH_VALID_FRACTION = 0.05
-
-
-class DatasetError(ValueError):
-    """A data set that cannot be used as asked; the message is one line naming the root or file."""
 
 
 @dataclass(frozen=True)

@@ -601,8 +601,8 @@ def search(
         """Normalised mels [n, n_mels, frames], the same seeds and labels for every candidate."""
         chunks = []
         for i in range(0, n, batch_size):
-            cond = pipe._cond(labels[i : i + batch_size])
-            chunks.append(pipe._sample(seeds[i : i + batch_size], cond, sigmas, cfg.frames).cpu())
+            cond = pipe.condition(labels[i : i + batch_size])
+            chunks.append(pipe.sample_mels(seeds[i : i + batch_size], cond, sigmas, cfg.frames).cpu())
         return torch.cat(chunks)
 
     def score(sigmas: list[float]) -> float:

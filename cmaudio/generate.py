@@ -144,7 +144,7 @@ def _body(argv: Sequence[str] | None) -> int:
         "audio_seconds": result.audio_seconds,
         "x_realtime": result.audio_seconds / max(wall, 1e-9),
     }
-    from .checkpoint import atomic_write
+    from .files import atomic_write
 
     atomic_write(out / "manifest.json", lambda tmp: Path(tmp).write_text(json.dumps(manifest, indent=2) + "\n"))
     print(

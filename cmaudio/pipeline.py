@@ -185,23 +185,26 @@ class Pipeline:
         """Network calls of one sample with these sigmas (k for consistency, 2k - 1 for Heun)."""
         return len(sigmas) if self.is_consistency else 2 * len(sigmas) - 1
 
-    def _noise(self, seeds: Sequence[int], n_draws: int, frames: int) -> torch.Tensor:
+    def noise(self, seeds: Sequence[int], n_draws: int, frames: int) -> torch.Tensor:
         """[n_draws, B, n_mels, frames]: draw j of sample i from the generator seeded with seeds[i]."""
         shape = (n_draws, self.config.mel.n_mels, frames)
         z = torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(int(s))) for s in seeds], 1)
         return z.to(self.device)
 
-    def _autocast(self):
+    def autocast(self):
+        """The precision every network call of this pipeline runs in: bf16 on CUDA, fp32 on CPU."""
         if self.device.type == "cuda":
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return torch.autocast("cpu", enabled=False)
 
     @torch.inference_mode()
-    def _sample(self, seeds, cond, sigmas, frames, init=None, known=None, mask=None) -> torch.Tensor:
-        """One batch of normalised mels [B, n_mels, frames]."""
+    def sample_mels(self, seeds, cond, sigmas, frames, init=None, known=None, mask=None) -> torch.Tensor:
+        """One batch of normalised mels [B, n_mels, frames] (the batch API bench and evaluate use):
+        sample i draws its noise from seeds[i] (see noise); cond from condition(labels); init,
+        known and mask as sampling.sample_consistency takes them."""
         draws = len(sigmas) if self.is_consistency else 1
-        z = self._noise(seeds, draws, frames)
-        with self._autocast():
+        z = self.noise(seeds, draws, frames)
+        with self.autocast():
             if self.is_consistency:
                 p = self.config.precond
                 x = sample_consistency(
@@ -227,7 +230,8 @@ class Pipeline:
         logmel = denormalise(mels.float(), self.config.stats)
         return self.vocoder(logmel.to(self.device)).float()
 
-    def _cond(self, labels: Sequence[str | None]) -> torch.Tensor | None:
+    def condition(self, labels: Sequence[str | None]) -> torch.Tensor | None:
+        """Class indexes [B, factors] for these labels (parse_label), or None for an unconditional model."""
         if not self.config.cond_sizes:
             return None
         return torch.tensor([self.parse_label(lb) for lb in labels], dtype=torch.long, device=self.device)
@@ -284,9 +288,9 @@ class Pipeline:
             chunks = tqdm(chunks, desc="generate", unit="batch", total=math.ceil(len(labels) / batch_size))
         for i in chunks:
             s, lb = seeds[i : i + batch_size], labels[i : i + batch_size]
-            cond = self._cond(lb)
+            cond = self.condition(lb)
             if frames <= self.config.frames:
-                mels.append(self._sample(s, cond, sig, self.config.frames)[..., :frames])
+                mels.append(self.sample_mels(s, cond, sig, self.config.frames)[..., :frames])
             else:
                 mels.append(self._long(s, cond, sig, frames))
         mel = torch.cat(mels)
@@ -310,7 +314,7 @@ class Pipeline:
         mask = torch.zeros(1, 1, W, device=self.device)
         mask[..., : keep - fade] = 1.0
         mask[..., keep - fade : keep] = torch.linspace(1, 0, fade + 2, device=self.device)[1:-1]
-        out = self._sample(seeds, cond, sigmas, W) if context is None else context
+        out = self.sample_mels(seeds, cond, sigmas, W) if context is None else context
         cut = trim if context is None else 0  # a real clip's end is real: keep all of it
         w = 0
         while out.shape[-1] - cut < frames:
@@ -319,7 +323,7 @@ class Pipeline:
             known = torch.zeros(len(seeds), self.config.mel.n_mels, W, device=self.device)
             known[..., :keep] = body[..., -keep:]
             wseeds = [int(s) * 1000003 + w for s in seeds]
-            win = self._sample(wseeds, cond, sigmas, W, known=known, mask=mask)
+            win = self.sample_mels(wseeds, cond, sigmas, W, known=known, mask=mask)
             out = torch.cat([body[..., :-keep], win], dim=-1)
             cut = trim
         return out[..., :frames]
@@ -380,7 +384,7 @@ class Pipeline:
         mask = torch.ones(1, 1, F, device=self.device)
         mask[..., a : min(b, F)] = 0
         sig = self._edit_sigmas(steps, sigmas)
-        out = self._sample([seed], self._cond([label]), sig, F, known=mel, mask=mask)
+        out = self.sample_mels([seed], self.condition([label]), sig, F, known=mel, mask=mask)
         gen = self.vocode(out)[0].cpu()
         wav_out = self._splice(wav, gen, self._sample_mask(mask[0, 0], gen.shape[-1]))
         return GenerationOutput(
@@ -404,7 +408,7 @@ class Pipeline:
         F = mel.shape[-1]
         total = F + int(math.ceil(seconds * self.config.mel.frames_per_second))
         sig = self._edit_sigmas(steps, sigmas)
-        out = self._long([seed], self._cond([label]), sig, total, context=mel)
+        out = self._long([seed], self.condition([label]), sig, total, context=mel)
         out[..., :F] = mel  # the given clip's frames, exactly
         gen = self.vocode(out)[0].cpu()
         keep = self._sample_mask((torch.arange(total) < F - 1).float(), gen.shape[-1])
@@ -437,7 +441,7 @@ class Pipeline:
         tau = math.exp(math.log(p.sigma_min) + strength * (math.log(p.sigma_max) - math.log(p.sigma_min)))
         tau = min(max(tau, p.sigma_min * 1.0001), p.sigma_max)
         sig = self._edit_sigmas(steps, sigmas, below=tau)
-        out = self._sample([seed], self._cond([label]), sig, mel.shape[-1], init=mel)
+        out = self.sample_mels([seed], self.condition([label]), sig, mel.shape[-1], init=mel)
         gen = self.vocode(out)
         return GenerationOutput(
             gen.cpu(), out.cpu(), self.sample_rate, [self._meta(seed, label, sig)], time.perf_counter() - t0

@@ -31,6 +31,7 @@ import torch.distributed as dist
 from .audio import MelStats, normalise
 from .checkpoint import CheckpointError, load_model, load_state, save_model, save_state
 from .config import ConfigError, ModelConfig, TrainConfig, from_dict, to_dict
+from .errors import TrainingError
 from .objectives import build_objective
 from .precond import Denoiser
 
@@ -50,10 +51,6 @@ log = logging.getLogger("cmaudio")
 
 # Fields that may change between a run and its resumption without changing the optimisation.
 _RESUMABLE_CHANGES = {"steps", "log_every", "sample_every", "save_every", "snapshot_every"}
-
-
-class TrainingError(RuntimeError):
-    """A run that cannot start or continue; the message is one line."""
 
 
 @dataclass

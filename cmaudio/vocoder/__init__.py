@@ -18,7 +18,7 @@ import logging
 from pathlib import Path
 
 from ..audio import MelConfig
-from ..checkpoint import CheckpointError
+from ..errors import CheckpointError, VocoderError
 from .griffinlim import GriffinLim
 from .neural import NeuralVocoder, load_neural_vocoder, read_vocoder_metadata
 
@@ -39,10 +39,6 @@ log = logging.getLogger("cmaudio")
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 # The bundled 16 kHz vocoder (recipes/vocoder); tried first by default_vocoder_for.
 DEFAULT_VOCODER = "vocoder-16k"
-
-
-class VocoderError(ValueError):
-    """A vocoder that cannot be loaded or does not match the model's mel front end."""
 
 
 def bundled_vocoders() -> list[str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..audio import MelConfig, _mel_basis, num_samples
+from ..audio import MelConfig, mel_basis, num_samples
 
 __all__ = ["GriffinLim"]
 
@@ -23,7 +23,7 @@ class GriffinLim(nn.Module):
         if not 0 <= momentum < 1:
             raise ValueError("griffinlim: momentum must be in [0, 1)")
         self.mel_config, self.n_iter, self.momentum = mel_config, n_iter, momentum
-        fb, _ = _mel_basis(mel_config, "cpu")  # [n_mels, n_freqs]
+        fb, _ = mel_basis(mel_config, "cpu")  # [n_mels, n_freqs]
         # Least-squares inverse of the mel filterbank; negative magnitudes are clipped.
         self.register_buffer("inv_fb", torch.linalg.pinv(fb), persistent=False)
 

@@ -29,7 +29,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from ..audio import MelConfig, _mel_basis, num_samples
+from ..audio import MelConfig, mel_basis, num_samples
 from ..checkpoint import load_weights, read_header, write_weights
 from ..config import ConfigError
 
@@ -151,7 +151,7 @@ class NeuralVocoder(nn.Module):
             "advance", torch.remainder(advance, 2 * math.pi).float()[:, None], persistent=False
         )
         self.register_buffer("window", torch.hann_window(m.win_length), persistent=False)
-        fb, _ = _mel_basis(m, "cpu")  # [n_mels, n_bins]
+        fb, _ = mel_basis(m, "cpu")  # [n_mels, n_bins]
         if c.magnitude_prior:
             self.register_buffer("inv_fb", torch.linalg.pinv(fb), persistent=False)
         if c.mel_refine:

@@ -325,7 +325,9 @@ def load_clips(
         wavs = ds.wavs
         if 0 < limit < len(wavs):
             wavs = wavs[torch.linspace(0, len(wavs) - 1, limit).round().long()]
-        out.append((folder.resolve().name, wavs))
+        # A manifest is named by its folder and stem: data/real holds one per domain.
+        name = folder.resolve().name if folder == path else f"{folder.resolve().name}/{path.stem}"
+        out.append((name, wavs))
     return out
 
 
@@ -740,7 +742,7 @@ def _load_eval(cfg: VocoderTrainConfig, progress: bool) -> list[tuple[str, torch
     from ..data import DatasetError
 
     out = []
-    for root in cfg.data.roots:
+    for root in dict.fromkeys(cfg.data.roots):  # a root listed twice (drawn twice as often) is scored once
         try:
             out += load_clips(
                 [root],
