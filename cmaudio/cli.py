@@ -51,7 +51,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         errors.append(DatasetError)
     except ImportError:
         pass
-    from .training_loop import TrainingError
+    from .errors import TrainingError
     from .vocoder import VocoderError
 
     errors += [TrainingError, VocoderError]

@@ -171,7 +171,7 @@ class OptimConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
-    """How long, how big, how often (training_loop.py)."""
+    """How long, how big, how often (training/acoustic.py)."""
 
     steps: int = 1000
     batch_size: int = 64  # global batch, split over processes

@@ -19,10 +19,11 @@ import torch
 
 from .config import ObjectiveConfig
 from .sampling import heun_step
-from .schedules import ect_gap_r, ict_num_levels, karras_sigmas, lognormal_level_probs
+from .schedules import ect_gap, ict_num_levels, karras_sigmas, lognormal_level_probs
 
 __all__ = [
     "pseudo_huber",
+    "consistency_pair",
     "EDMLoss",
     "ConsistencyDistillationLoss",
     "GuidedDenoiser",
@@ -57,6 +58,32 @@ def _shared_dropout(seed: int, device: torch.device):
         yield
 
 
+@contextlib.contextmanager
+def _mode_of(module, training: bool):
+    """Run ``module`` in the given train/eval mode, then restore its own."""
+    was = getattr(module, "training", training)
+    if isinstance(module, torch.nn.Module):
+        module.train(training)
+    try:
+        yield
+    finally:
+        if isinstance(module, torch.nn.Module):
+            module.train(was)
+
+
+def consistency_pair(model, target, x_hi, s_hi, x_lo, s_lo, cond):
+    """Student f(x_hi, s_hi) with gradients and the stop-gradient target f(x_lo, s_lo), both
+    under the same dropout masks (iCT, section 3.1) and in the student's mode: a CD target is an
+    EMA copy kept in eval mode between steps, and evaluated so it would drop no units while the
+    student drops some, a different function than the one being made self-consistent."""
+    seed = int(torch.randint(0, 2**62, ()).item())
+    with _shared_dropout(seed, x_hi.device):
+        pred = model(x_hi, s_hi, cond)
+    with torch.no_grad(), _shared_dropout(seed, x_hi.device), _mode_of(target, getattr(model, "training", False)):
+        tgt = target(x_lo, s_lo, cond)
+    return pred, tgt.detach()
+
+
 class EDMLoss:
     """EDM denoising loss (Karras et al. 2022, eq. 8 / Table 1): ln sigma ~ N(P_mean, P_std^2),
     weight (sigma^2 + sd^2) / (sigma sd)^2, target the clean x."""
@@ -88,14 +115,7 @@ class _ConsistencyBase:
 
     @staticmethod
     def _pair(model, target_fn, x_hi, s_hi, x_lo, s_lo, cond):
-        """Student f(x_hi, s_hi) with gradients and stop-gradient target f(x_lo, s_lo), both under
-        the same dropout masks."""
-        seed = int(torch.randint(0, 2**62, ()).item())
-        with _shared_dropout(seed, x_hi.device):
-            pred = model(x_hi, s_hi, cond)
-        with torch.no_grad(), _shared_dropout(seed, x_hi.device):
-            tgt = target_fn(x_lo, s_lo, cond)
-        return pred, tgt.detach()
+        return consistency_pair(model, target_fn, x_hi, s_hi, x_lo, s_lo, cond)
 
 
 class GuidedDenoiser:
@@ -226,13 +246,16 @@ class EasyConsistencyTuningLoss(_ConsistencyBase):
     def __call__(self, model, x, cond=None, *, step: int = 0, target=None) -> torch.Tensor:
         t = (torch.randn(x.shape[0], device=x.device) * self.P_std + self.P_mean).exp()
         t = t.clamp(self.sigma_min * 1.001, self.sigma_max)
-        r = ect_gap_r(t, step // self.stage_steps, self.q)
+        gap = ect_gap(t, step // self.stage_steps, self.q)
+        r = (t - gap).clamp_min(0.0)
         z = torch.randn_like(x)
         # Where r falls below sigma_min the target is the data itself: f(x, 0) = x.
         r_eval = r.clamp_min(self.sigma_min)
         pred, tgt = self._pair(model, target or model, x + _bcast(t, x) * z, t, x + _bcast(r_eval, x) * z, r_eval, cond)
         tgt = torch.where(_bcast(r <= self.sigma_min, x), x, tgt)
-        return self.dist(pred, tgt) / (t - torch.where(r <= self.sigma_min, torch.zeros_like(r), r))
+        # Divide by the gap itself (never 0, schedules.ect_gap), not by t - r (0 in float32 once
+        # the gap is below t's last bit). Where r <= sigma_min the target is x at time 0: gap t.
+        return self.dist(pred, tgt) / torch.where(r <= self.sigma_min, t, gap)
 
 
 def build_objective(

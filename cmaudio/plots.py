@@ -1,18 +1,21 @@
 """Figures people would rather look at than read: spectrogram grids, loss curves, quality versus
-network calls. matplotlib is an optional extra, imported inside each function (never by
-``import cmaudio``); each function writes a png and returns its path."""
+network calls, and one spectrogram as an image array (for the web demo). matplotlib is an optional
+extra, imported inside each function (never by ``import cmaudio``); each function but
+spectrogram_image writes a png and returns its path."""
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .audio import MelConfig
 
-__all__ = ["spectrogram_grid", "loss_curves", "quality_vs_calls"]
+__all__ = ["spectrogram_grid", "spectrogram_image", "loss_curves", "quality_vs_calls"]
 
 
 def _pyplot():
@@ -34,26 +37,78 @@ def spectrogram_grid(
     cols = max(1, min(cols, n))
     rows = (n + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols, 2.0 * rows), squeeze=False)
-    seconds = logmels.shape[-1] / mel.frames_per_second
-    vmin, vmax = mel.log_floor, max(float(logmels.max()), mel.log_floor + 1)
+    vmax = max(float(logmels.max()), mel.log_floor + 1)  # one colour scale for the whole grid
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < n:
-            ax.imshow(
-                logmels[i].numpy(),
-                origin="lower",
-                aspect="auto",
-                cmap="magma",
-                vmin=vmin,
-                vmax=vmax,
-                extent=(0, seconds, 0, mel.n_mels),
-            )
+            _show_logmel(ax, logmels[i], mel, vmax)
             ax.set_title(str(titles[i]) if i < len(titles) else "", fontsize=9)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=80)
     plt.close(fig)
     return path
+
+
+def spectrogram_image(logmel: torch.Tensor, mel: MelConfig = MelConfig(), title: str = "") -> np.ndarray:
+    """Raw log-mel [n_mels, frames] -> RGB uint8 image [H, W, 3] of 320 x 144 pixels: time in
+    seconds across, frequency in Hz upwards (on the mel scale of the bands), the colours and
+    scale of spectrogram_grid."""
+    # A bare Figure with its own Agg canvas, not pyplot: web servers call this from worker threads,
+    # and pyplot's global figure state is not thread-safe.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    logmel = logmel.detach().float().cpu()
+    fig = Figure(figsize=(4.0, 1.8), dpi=80)
+    canvas = FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    _show_logmel(ax, logmel, mel, max(float(logmel.max()), mel.log_floor + 1))
+    ticks = _hz_ticks(mel)
+    ax.set_yticks([y for y, _ in ticks], [text for _, text in ticks])
+    ax.set_ylabel("Hz", fontsize=8)
+    ax.set_xlabel("seconds", fontsize=8)
+    ax.tick_params(labelsize=7)
+    if title:
+        ax.set_title(title, fontsize=8)
+    fig.subplots_adjust(left=0.14, right=0.97, bottom=0.24, top=0.88 if title else 0.97)  # tight_layout: 2x slower
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
+def _show_logmel(ax, logmel: torch.Tensor, mel: MelConfig, vmax: float) -> None:
+    """One raw log-mel [n_mels, frames] on ``ax``: x in seconds, y in mel bands (band k spans
+    [k, k + 1]), silence at the bottom of the colour scale."""
+    ax.imshow(
+        logmel.numpy(),
+        origin="lower",
+        aspect="auto",
+        cmap="magma",
+        vmin=mel.log_floor,
+        vmax=vmax,
+        extent=(0, logmel.shape[-1] / mel.frames_per_second, 0, mel.n_mels),
+    )
+
+
+def _slaney_mel(hz: float) -> float:
+    """Hz -> mel on the Slaney scale (linear below 1 kHz, logarithmic above), the scale of the
+    filter bank of audio.mel_basis."""
+    return hz * 3 / 200 if hz < 1000 else 15 + 27 * math.log(hz / 1000) / math.log(6.4)
+
+
+def _hz_ticks(mel: MelConfig) -> list[tuple[float, str]]:
+    """(position on the band axis of _show_logmel, label) for octaves of 500 Hz inside the image
+    (lower ones would crowd: the scale is linear below 1 kHz). n_mels + 2 points evenly spaced in
+    mel from f_min to f_max are the filters' edges and centres: band k's centre, drawn at k + 0.5,
+    is point k + 1."""
+    lo, hi = _slaney_mel(mel.f_min), _slaney_mel(mel.f_max)
+    ticks, hz = [], 500
+    while hz <= mel.f_max:
+        y = (_slaney_mel(hz) - lo) / (hi - lo) * (mel.n_mels + 1) - 0.5
+        if 0 <= y <= mel.n_mels:
+            ticks.append((y, f"{hz // 1000}k" if hz >= 1000 else str(hz)))
+        hz *= 2
+    return ticks
 
 
 def loss_curves(runs: dict[str, str | Path], path: str | Path, smooth: int = 10) -> Path:

@@ -16,8 +16,15 @@ __all__ = [
     "lognormal_level_probs",
     "ict_num_levels",
     "ct_target_ema",
+    "ect_gap",
     "ect_gap_r",
+    "ECT_MAX_STAGE",
 ]
+
+# ECT's gap shrinks by q per stage; past this stage it stays put. At q = 2 the gap is then
+# t 2^-61, still a normal float32 number at every t of the lognormal (a finite loss weight), where
+# the uncapped r = t (1 - q^-(stage+1) ...) rounds to t itself from stage 24 at t = 80.
+ECT_MAX_STAGE = 60
 
 
 def karras_sigmas(n: int, sigma_min: float = 0.002, sigma_max: float = 80.0, rho: float = 7.0) -> torch.Tensor:
@@ -54,9 +61,17 @@ def ct_target_ema(num_levels: int, s0: int = 2, mu0: float = 0.95) -> float:
     return math.exp(s0 * math.log(mu0) / num_levels)
 
 
-def ect_gap_r(t: torch.Tensor, stage: int, q: float = 2.0, k: float = 8.0, b: float = 1.0) -> torch.Tensor:
-    """ECT's second time r < t (Geng et al. 2024): r = t (1 - q^-(stage+1) (1 + k sigmoid(-b t))),
-    clamped at 0, where r = 0 makes the pair a plain denoising target. The gap t - r shrinks by q
-    every stage, moving from diffusion pre-training towards the consistency condition."""
+def ect_gap(t: torch.Tensor, stage: int, q: float = 2.0, k: float = 8.0, b: float = 1.0) -> torch.Tensor:
+    """ECT's gap t - r (Geng et al. 2024, section 3): t q^-(stage+1) (1 + k sigmoid(-b t)), at most
+    t (r = 0 is plain denoising). Computed directly rather than as t - r: in float32 the
+    difference of two nearly equal numbers is exactly 0 once the gap is below t's last bit, and
+    the loss divides by it. The stage is capped at ECT_MAX_STAGE."""
     n = 1 + k * torch.sigmoid(-b * t)
-    return (t * (1 - q ** -(stage + 1) * n)).clamp_min(0.0)
+    return torch.minimum(t * (q ** -(min(stage, ECT_MAX_STAGE) + 1)) * n, t)
+
+
+def ect_gap_r(t: torch.Tensor, stage: int, q: float = 2.0, k: float = 8.0, b: float = 1.0) -> torch.Tensor:
+    """ECT's second time r = t - ect_gap(t, stage): r = t (1 - q^-(stage+1) (1 + k sigmoid(-b t))),
+    clamped at 0, where r = 0 makes the pair a plain denoising target. The gap shrinks by q every
+    stage, moving from diffusion pre-training towards the consistency condition."""
+    return (t - ect_gap(t, stage, q, k, b)).clamp_min(0.0)

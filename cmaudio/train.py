@@ -1,6 +1,6 @@
 """python -m cmaudio.train CONFIG.toml [--set key=value ...] [--out RUN_DIR] [--resume] [--dry-run]
 
-Thin wrapper over cmaudio.training_loop.run. The same command under
+Thin wrapper over cmaudio.training.run. The same command under
 ``torchrun --nproc_per_node=N`` trains with DDP (gloo on CPU, NCCL on GPU).
 """
 
@@ -35,7 +35,7 @@ def _body(argv: Sequence[str] | None) -> int:
 
     if _task(args.config) == "classifier":
         # Recipe classifiers (used by evaluate) train through the same command.
-        from .classifier import main_train
+        from .training.classifier import main_train
 
         if args.resume:
             raise UsageError("--resume: a classifier run always starts from scratch")
@@ -46,7 +46,7 @@ def _body(argv: Sequence[str] | None) -> int:
         print(json.dumps(to_dict(cfg), indent=2))
         print(f"dry run: would train {cfg.objective.kind} for {cfg.run.steps} steps into {run_dir}", file=sys.stderr)
         return 0
-    from .training_loop import run
+    from .training import run
 
     run(cfg, run_dir, resume=args.resume, progress=not args.no_progress)
     return 0

@@ -1,6 +1,7 @@
-"""demo/app.py: the Gradio app served on a free local port, called through its API with
-gradio_client and driven in headless Chromium with Selenium (Debian's chromium and chromedriver;
-no browser download). Models are tiny and untrained: these tests check the plumbing, not sound."""
+"""demo/ (app.py, layout.py, handlers.py): the Gradio app served on a free local port, called
+through its API with gradio_client and driven in headless Chromium with Selenium (Debian's
+chromium and chromedriver; no browser download). Models are tiny and untrained: these tests check
+the plumbing, not sound."""
 
 from __future__ import annotations
 
@@ -60,6 +61,14 @@ def app(script_module):
 
 
 @pytest.fixture(scope="module")
+def handlers(app):
+    """demo/handlers.py (its limits and label choices), the module app.py imported."""
+    import importlib
+
+    return importlib.import_module("handlers")  # app.py puts demo/ on sys.path, as `python demo/app.py` does
+
+
+@pytest.fixture(scope="module")
 def server(app, tmp_path_factory):
     """The demo on a free port with a one-factor and a two-factor tiny model; its URL."""
     models = tmp_path_factory.mktemp("demo-models")
@@ -105,11 +114,11 @@ def read(path) -> tuple[np.ndarray, int]:
 # API (gradio_client)
 
 
-def test_generate_api_rate_length_and_seed(app, client):
+def test_generate_api_rate_length_and_seed(handlers, client):
     out = gen(client, seed=5, clips=2)
-    assert len(out) == 2 * app.MAX_CLIPS + 2
-    audio, images, report, seed = out[: app.MAX_CLIPS], out[app.MAX_CLIPS : -2], out[-2], out[-1]
-    assert audio[2:] == (None,) * (app.MAX_CLIPS - 2) and images[2:] == (None,) * (app.MAX_CLIPS - 2)
+    assert len(out) == 2 * handlers.MAX_CLIPS + 2
+    audio, images, report, seed = out[: handlers.MAX_CLIPS], out[handlers.MAX_CLIPS : -2], out[-2], out[-1]
+    assert audio[2:] == (None,) * (handlers.MAX_CLIPS - 2) and images[2:] == (None,) * (handlers.MAX_CLIPS - 2)
     assert seed == 5 and "2 clips" in report and "real time" in report and "seeds 5-6" in report
     clips = [read(a) for a in audio[:2]]
     for data, sr in clips:
@@ -130,13 +139,13 @@ def test_random_seed_is_shown_and_reproduces(client):
     assert np.array_equal(read(gen(client, seed=seed)[0])[0], read(out[0])[0])
 
 
-def test_long_audio_and_labels(app, client):
+def test_long_audio_and_labels(handlers, client):
     data, sr = read(gen(client, duration=1.0)[0])
     assert sr == 16000 and data.shape == (62 * HOP,)  # 1 s -> 63 frames -> 62 hops
-    out = gen(client, label=app.EACH_CLASS, clips=3, sigmas="80, 0.7")
+    out = gen(client, label=handlers.EACH_CLASS, clips=3, sigmas="80, 0.7")
     assert "sigmas 80, 0.7" in out[-2] and all(out[k] for k in range(3))
     assert gen(client, model="pair", label="62", label2="organ")[0]
-    assert gen(client, model="pair", label="60", label2=app.ANY)[0]
+    assert gen(client, model="pair", label="60", label2=handlers.ANY)[0]
 
 
 @pytest.mark.parametrize(

@@ -186,3 +186,32 @@ def test_guidance_is_wired_into_cd_and_needs_classes():
     plain.config = ModelConfig(mel=teacher.config.mel, net=teacher.config.net, precond=teacher.config.precond)
     with pytest.raises(ValueError, match="class-conditional"):
         GuidedDenoiser(plain, 2.0)
+
+
+def test_ect_loss_is_finite_at_late_stages_in_float32():
+    """Issue 14 (b): at stage 30 and t = 80, r = t (1 - 2^-31) rounds to t in float32; the loss
+    divided by t - r = 0. The gap is now computed directly and the stage capped."""
+    x, cond = batch()
+    model = tiny("consistency")
+    # P_std 0 and P_mean ln 80: every t is 80 (the lognormal's far tail, where the gap vanished).
+    loss = EasyConsistencyTuningLoss(q=2.0, stage_steps=1, P_mean=math.log(80.0), P_std=0.0)
+    for stage in (24, 30, 200):
+        value = loss(model, x, cond, step=stage)
+        assert torch.isfinite(value).all(), stage
+
+
+def test_cd_target_runs_in_the_students_mode_with_the_same_dropout_masks():
+    """Issue 14 (c): the CD target (an EMA copy kept in eval mode) is evaluated in the student's
+    train mode under the same dropout masks: with equal weights and inputs, target == student."""
+    from cmaudio.objectives import consistency_pair
+
+    student = tiny("consistency", dropout=0.1).train()
+    target = copy.deepcopy(student).eval()
+    x, cond = batch()
+    sigma = torch.full((B,), 1.5)
+    pred, tgt = consistency_pair(student, target, x, sigma, x, sigma, cond)
+    assert torch.equal(pred, tgt)
+    assert not target.training  # its own mode is restored
+    # and dropout really was active: the same student in eval mode gives something else
+    with torch.no_grad():
+        assert not torch.allclose(student.eval()(x, sigma, cond), pred.detach())

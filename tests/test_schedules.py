@@ -63,3 +63,14 @@ def test_ct_target_ema():
     assert ct_target_ema(1, s0=2, mu0=0.9) == pytest.approx(0.81)
     assert ct_target_ema(4, s0=2, mu0=0.81) == pytest.approx(0.9)
     assert ct_target_ema(10**6) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_ect_gap_stays_positive_where_t_minus_r_vanishes():
+    from cmaudio.schedules import ECT_MAX_STAGE, ect_gap
+
+    t = torch.tensor([80.0, 1.0, 0.01])
+    for stage in (23, 24, 30, ECT_MAX_STAGE, 10 * ECT_MAX_STAGE):
+        gap = ect_gap(t, stage, 2.0)
+        assert (gap > 0).all() and torch.isfinite(1 / gap).all(), stage
+    # capped: past the last stage the gap stops shrinking
+    assert torch.equal(ect_gap(t, ECT_MAX_STAGE, 2.0), ect_gap(t, ECT_MAX_STAGE + 5, 2.0))

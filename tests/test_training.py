@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from cmaudio import training_loop
+from cmaudio.training import acoustic
 from cmaudio.checkpoint import load_model, load_state
 from cmaudio.config import load_config
-from cmaudio.training_loop import TrainingError, run
+from cmaudio.training import TrainingError, drop_labels, run
 
 ROOT = Path(__file__).resolve().parents[1]
 TEACHER = ROOT / "recipes" / "tones" / "teacher.toml"
@@ -120,7 +120,7 @@ def test_sigkill_then_resume(tmp_path, tones_data, tiny_overrides):
 
 
 def _poison(monkeypatch, bad_steps):
-    real = training_loop.build_objective
+    real = acoustic.build_objective
 
     def build(*a, **kw):
         loss = real(*a, **kw)
@@ -134,7 +134,7 @@ def _poison(monkeypatch, bad_steps):
 
         return Poisoned()
 
-    monkeypatch.setattr(training_loop, "build_objective", build)
+    monkeypatch.setattr(acoustic, "build_objective", build)
 
 
 def test_nan_steps_are_skipped_and_counted(tmp_path, tones_data, tiny_overrides, monkeypatch):
@@ -220,14 +220,14 @@ def test_label_dropout_all_null_rows_and_single_factors():
     cond = torch.stack([torch.randint(0, 49, (n,)), torch.randint(0, 12, (n,))], 1)
     null = torch.tensor([[49, 12]]).expand(n, 2)
     torch.manual_seed(0)
-    same = training_loop.drop_labels(cond, null, 0.0, 0.0)
+    same = drop_labels(cond, null, 0.0, 0.0)
     assert torch.equal(same, cond)
-    out = training_loop.drop_labels(cond, null, 0.1, 0.0)
+    out = drop_labels(cond, null, 0.1, 0.0)
     is_null = out == null
     # label_dropout alone nulls whole rows, never one factor of a row.
     assert torch.equal(is_null[:, 0], is_null[:, 1])
     assert abs(is_null[:, 0].float().mean().item() - 0.1) < 0.01
-    out = training_loop.drop_labels(cond, null, 0.1, 0.15)
+    out = drop_labels(cond, null, 0.1, 0.15)
     is_null = out == null
     only_family = is_null[:, 1] & ~is_null[:, 0]  # "pitch given, family open": the label "60"
     only_pitch = is_null[:, 0] & ~is_null[:, 1]
@@ -240,4 +240,17 @@ def test_label_dropout_all_null_rows_and_single_factors():
     # One factor: factor_dropout has nothing to add to label_dropout's rows.
     one = cond[:, :1]
     torch.manual_seed(1)
-    assert torch.equal(training_loop.drop_labels(one, null[:, :1], 0.0, 0.5), one)
+    assert torch.equal(drop_labels(one, null[:, :1], 0.0, 0.5), one)
+
+
+def test_ict_curriculum_never_moves_backwards_on_resume(tmp_path, tones_data, tiny_overrides):
+    """Issue 14 (a): N(k) depended on run.steps, which a resume may raise; with s0 2, s1 16 a run
+    of 4 steps is at N = 17 by step 3, and the same run resumed to 8 steps fell back to N = 9."""
+    ict = ROOT / "recipes" / "tones" / "student_ict.toml"
+    extra = ["objective.s0=2", "objective.s1=16", "run.log_every=1", "run.save_every=4", "net.dropout=0.0"]
+    run(cfg_for(tones_data, tiny_overrides, "run.steps=4", *extra, recipe=ict), tmp_path / "r", progress=False)
+    run(cfg_for(tones_data, tiny_overrides, "run.steps=8", *extra, recipe=ict), tmp_path / "r", resume=True,
+        progress=False)
+    levels = [json.loads(x)["N"] for x in (tmp_path / "r" / "log.jsonl").read_text().splitlines()]
+    assert len(levels) == 8 and levels == sorted(levels) and levels[-1] == 17
+    assert load_state(tmp_path / "r" / "state.pt")["curriculum_steps"] == 4

@@ -1,0 +1,198 @@
+"""What every trainer shares: the run folder, resume, the device, the non-finite guard, the EMA,
+progress and logs. The acoustic trainer (acoustic.py) runs on it; so do the vocoder's and the
+classifier's.
+
+Run folder (docs/architecture.md, section 4):
+    config.json   the resolved config, rewritten at every start
+    log.jsonl     one JSON object a line, each with "step"; truncated to the resumed step
+    state.pt      everything exact resume needs (the trainer's own dict, loaded weights-only)
+    samples/      what the trainer writes periodically
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+
+from ..checkpoint import load_state
+from ..config import to_dict
+from ..errors import CheckpointError, TrainingError
+
+__all__ = [
+    "NonFiniteGuard",
+    "Progress",
+    "RunFolder",
+    "check_resumable",
+    "ema_update",
+    "get_rng_state",
+    "resolve_device",
+    "set_rng_state",
+    "truncate_log",
+]
+
+log = logging.getLogger("cmaudio")
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """"auto" (CUDA when present), "cpu" or "cuda" (this process's GPU under torchrun)."""
+    if name not in ("auto", "cpu", "cuda"):
+        raise TrainingError(f"unknown device {name!r}: use auto, cpu or cuda")
+    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise TrainingError("device 'cuda' requested but CUDA is not available")
+        return torch.device("cuda", local_rank)
+    return torch.device("cpu")
+
+
+@torch.no_grad()
+def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    """ema <- decay * ema + (1 - decay) * model, parameter by parameter."""
+    for pe, pm in zip(ema.parameters(), model.parameters()):
+        pe.lerp_(pm.detach(), 1 - decay)
+
+
+def get_rng_state() -> dict:
+    """The global generators a training step draws from (torch, Python, CUDA)."""
+    state = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1])}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate((3, tuple(state["python"]), None))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def check_resumable(saved: dict, cfg, path: Path, resumable: Iterable[str]) -> None:
+    """Refuse to resume a run under a config that changes the optimisation: every section of the
+    resolved config must equal the saved one, except the ``[run]`` fields named in ``resumable``
+    (length, logging and saving frequencies)."""
+    now, keep = to_dict(cfg), set(resumable)
+    for section in now:
+        a, b = saved.get(section), now[section]
+        if section == "run":
+            a = {k: v for k, v in (a or {}).items() if k not in keep}
+            b = {k: v for k, v in b.items() if k not in keep}
+        if a != b:
+            raise TrainingError(
+                f"{path}: cannot resume with a different [{section}] config than the run was started with"
+            )
+
+
+def truncate_log(path: Path, step: int) -> None:
+    """Drop log lines past the resumed step (written after the last checkpoint of a killed run)."""
+    if not path.exists():
+        return
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                keep.append(line)
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue  # a torn last line from a killed process
+    path.write_text("".join(k + "\n" for k in keep))
+
+
+class RunFolder:
+    """A run directory: refuses to start over an existing run without ``resume``, reads the saved
+    state of a resumed one, writes config.json and appends to log.jsonl. ``main`` is False on the
+    non-zero ranks of a DDP run, which read but never write."""
+
+    def __init__(self, path: str | Path, resume: bool, main: bool = True):
+        self.path, self.resume, self.main = Path(path), resume, main
+        self.state_path = self.path / "state.pt"
+        if not resume and self.state_path.exists():
+            raise TrainingError(
+                f"{self.path} already holds a run: pass --resume to continue it, or choose another --out"
+            )
+
+    def saved_state(self, kind: str | None = None) -> dict | None:
+        """The state of a resumed run, or None when starting fresh (also when --resume finds no
+        state yet: a run killed before its first save starts again)."""
+        if not (self.resume and self.state_path.exists()):
+            return None
+        try:
+            st = load_state(self.state_path)
+        except CheckpointError as exc:
+            raise TrainingError(str(exc)) from None
+        if kind is not None and st.get("kind", "acoustic") != kind:
+            raise TrainingError(f"{self.state_path}: not a {kind} training state")
+        return st
+
+    def open(self, cfg, step: int) -> None:
+        """Create the folder, tidy what a killed run left (log lines past ``step``, torn temporary
+        files) or clear the log of a fresh run, and write the resolved config."""
+        if not self.main:
+            return
+        (self.path / "samples").mkdir(parents=True, exist_ok=True)
+        if step > 0:
+            truncate_log(self.path / "log.jsonl", step)
+            for tmp in self.path.glob(".*.tmp"):  # torn writes of a killed run; renamed files are whole
+                tmp.unlink(missing_ok=True)
+            log.info("resuming %s at step %d", self.path, step)
+        else:
+            (self.path / "log.jsonl").unlink(missing_ok=True)
+        (self.path / "config.json").write_text(json.dumps(to_dict(cfg), indent=2) + "\n")
+
+    def log(self, record: dict) -> None:
+        if self.main:
+            with open(self.path / "log.jsonl", "a") as fh:
+                fh.write(json.dumps(record) + "\n")
+
+
+class NonFiniteGuard:
+    """Counts steps skipped for a non-finite loss or gradient; ``max_in_row`` of them in a row
+    stop the run with a one-line TrainingError naming the last good file."""
+
+    def __init__(self, max_in_row: int, total: int = 0):
+        self.max_in_row, self.in_row, self.total = max_in_row, 0, total
+
+    def ok(self) -> None:
+        self.in_row = 0
+
+    def bad(self, step: int, last_good: Path, hint: str = "Lower optim.lr or check the data.") -> None:
+        self.in_row, self.total = self.in_row + 1, self.total + 1
+        if self.in_row >= self.max_in_row:
+            raise TrainingError(
+                f"loss or gradients were non-finite for {self.in_row} steps in a row at step {step}; "
+                f"stopped (last good checkpoint: {last_good}). {hint}"
+            )
+
+
+class Progress:
+    """A tqdm bar on stderr (when ``show``), a timer that excludes nothing but what ``pause``
+    brackets, and the closing summary line every trainer prints."""
+
+    def __init__(self, name: str, total: int, initial: int, show: bool):
+        self.bar = None
+        if show:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=initial, desc=name, unit="step", dynamic_ncols=True, file=sys.stderr)
+        self.start_step, self.t_start = initial, time.perf_counter()
+
+    def update(self, **postfix: str) -> None:
+        if self.bar:
+            self.bar.update(1)
+            self.bar.set_postfix(**postfix)
+
+    @property
+    def seconds(self) -> float:
+        return time.perf_counter() - self.t_start
+
+    def close(self, summary: str | None = None) -> None:
+        if self.bar:
+            self.bar.close()
+            self.bar = None
+        if summary:
+            print(summary, file=sys.stderr)
