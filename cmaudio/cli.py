@@ -39,23 +39,19 @@ class Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from .audio import AudioError
-    from .checkpoint import CheckpointError
-    from .config import ConfigError
+def user_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions that mean bad input (cmaudio.errors): one line and exit status 2, no traceback."""
+    from . import errors
 
-    errors: list[type[BaseException]] = [UsageError, ConfigError, CheckpointError, AudioError]
-    try:
-        from .data import DatasetError
-
-        errors.append(DatasetError)
-    except ImportError:
-        pass
-    from .errors import TrainingError
-    from .vocoder import VocoderError
-
-    errors += [TrainingError, VocoderError]
-    return tuple(errors)
+    return (
+        errors.UsageError,
+        errors.ConfigError,
+        errors.CheckpointError,
+        errors.AudioError,
+        errors.DatasetError,
+        errors.TrainingError,
+        errors.VocoderError,
+    )
 
 
 def main_wrapper(prog: str, body: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None) -> int:
@@ -65,7 +61,7 @@ def main_wrapper(prog: str, body: Callable[[Sequence[str] | None], int], argv: S
         return body(argv)
     except SystemExit as exc:  # argparse: --help (0) or a usage error already printed (2)
         return exc.code if isinstance(exc.code, int) else 2
-    except _user_errors() as exc:
+    except user_errors() as exc:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         print(f"{prog}: error: {msg}", file=sys.stderr)
         return 2

@@ -102,7 +102,7 @@ def _body(argv: Sequence[str] | None) -> int:
         raise UsageError(str(exc)) from None
     _check_writable(out)
 
-    from .audio import peak_normalise, save_audio
+    from .audio import save_audio
 
     result = pipe.generate(
         labels=labels,
@@ -118,8 +118,6 @@ def _body(argv: Sequence[str] | None) -> int:
     for wav, meta in zip(result.waveforms, result.metadata):
         stem = f"{_safe(meta['label'])}_{meta['seed']}" if meta["label"] is not None else f"sample_{meta['seed']}"
         path = out / f"{stem}.{a.format}"
-        # Peak-normalise only clips that would clip: the model's level is part of its output.
-        wav = peak_normalise(wav, 0.99) if float(wav.abs().max()) > 0.99 else wav
         save_audio(path, wav, result.sample_rate, a.format)
         files.append({"file": path.name, **meta, "seconds": wav.shape[-1] / result.sample_rate})
     if a.plot:

@@ -73,7 +73,12 @@ def limit_peaks(wav: torch.Tensor, ceiling: float = PEAK_CEILING) -> tuple[torch
     gain applied to each in dB (0.0 for clips left alone)."""
     peak = wav.abs().amax(-1, keepdim=True)
     gain = torch.where(peak > ceiling, ceiling / peak.clamp_min(1e-12), torch.ones_like(peak))
-    return wav * gain, [float(20 * math.log10(g)) for g in gain.flatten().tolist()]
+    wav = wav * gain
+    # float32 rounding can leave a scaled peak a hair over the ceiling (float32(0.99) is itself
+    # 0.99000001): scale those once more, compared in float64, so a clip never exceeds it.
+    peak = wav.abs().amax(-1, keepdim=True)
+    wav = torch.where(peak.double() > ceiling, wav * (ceiling / peak.clamp_min(1e-12)), wav)
+    return wav, [float(20 * math.log10(g)) for g in gain.flatten().tolist()]
 
 
 @dataclass
