@@ -58,7 +58,7 @@ def correctness(model: str, n: int, tolerance: float) -> dict:
 
 
 def speed(model: str, sizes: list[int]) -> list[dict]:
-    from cmaudio.bench import benchmark
+    from cmaudio.evaluation.bench import benchmark
     from cmaudio.pipeline import Pipeline
 
     reports = []
@@ -89,7 +89,7 @@ def main(argv=None) -> int:
     report["correctness"] = correctness(a.model, a.n, a.tolerance)
     print(json.dumps(report["correctness"], indent=2))
     report["speed"] = speed(a.model, [int(x) for x in a.batch_size.split(",")])
-    from cmaudio.bench import format_table
+    from cmaudio.evaluation.bench import format_table
 
     for rep in report["speed"]:
         print(f"\ntorch.compile: {rep['compiled']}")

@@ -7,6 +7,7 @@ a user's error.
       ConfigError      a config key or value that cannot be used
       CheckpointError  a model or state file that cannot be used
       DatasetError     a data set that cannot be used as asked
+      EvaluationError  evaluation or sigma-search options that cannot be used
       VocoderError     a vocoder that cannot be loaded or does not match the model's mel
       UsageError       bad command-line input found after parsing
     RuntimeError
@@ -20,6 +21,7 @@ __all__ = [
     "CheckpointError",
     "ConfigError",
     "DatasetError",
+    "EvaluationError",
     "TrainingError",
     "UsageError",
     "VocoderError",
@@ -40,6 +42,11 @@ class CheckpointError(ValueError):
 
 class DatasetError(ValueError):
     """A data set that cannot be used as asked; the message is one line naming the root or file."""
+
+
+class EvaluationError(ValueError):
+    """Evaluation or sigma-search options that cannot be used (with this model, classifier or
+    data set); the message is one line naming the option."""
 
 
 class VocoderError(ValueError):

@@ -22,7 +22,7 @@ def _body(argv: Sequence[str] | None) -> int:
 
     from .checkpoint import load_model, save_model
     from .cli import UsageError
-    from .sigma_search import with_sigmas
+    from .evaluation.search import with_sigmas
 
     p = Parser("cmaudio.export", "Re-save a model file (weights, config, recommended sigmas).", EXAMPLES)
     p.add_argument("model", help="source .safetensors model file")

@@ -14,8 +14,8 @@ import pytest
 import soundfile as sf
 import torch
 
+from cmaudio.evaluation.metrics import pitch_hits
 from cmaudio.generate import main as generate
-from cmaudio.metrics import pitch_hits
 
 ROOT = Path(__file__).resolve().parents[1]
 # The recipe, shortened for CI (about 40 s per stage on 2 cores instead of about a minute).

@@ -14,21 +14,21 @@ from test_pipeline import make_model
 
 from cmaudio.audio import MelConfig, MelStats
 from cmaudio.checkpoint import CheckpointError, read_metadata, save_model
-from cmaudio.classifier import (
-    AugmentConfig,
+from cmaudio.config import ConfigError, ModelConfig
+from cmaudio.evaluate import main as evaluate_cli
+from cmaudio.evaluation.classifier import (
     ClassifierConfig,
     ClassifierNetConfig,
     MelClassifier,
     file_sha256,
     load_classifier,
-    main_train,
     read_classifier_metadata,
     save_classifier,
 )
-from cmaudio.config import ConfigError, ModelConfig
-from cmaudio.evaluate import main as evaluate_cli
-from cmaudio.evaluate import pitch_targets, teacher_levels
-from cmaudio.sigma_search import search_sigmas, write_sigmas
+from cmaudio.evaluation.clips import pitch_targets
+from cmaudio.evaluation.report import teacher_levels
+from cmaudio.evaluation.search import search_sigmas, write_sigmas
+from cmaudio.training.classifier import AugmentConfig, main_train
 
 pytest.importorskip("matplotlib")
 
@@ -152,7 +152,7 @@ def test_classifier_file_round_trip_and_hostile_files(tmp_path, models):
 
 
 def test_augment_keeps_shape_and_is_seeded():
-    from cmaudio.classifier import augment
+    from cmaudio.training.classifier import augment
 
     x = torch.randn(4, 80, 30) - 5
     cfg = AugmentConfig()
@@ -285,7 +285,7 @@ def test_pitch_targets():
 
 
 def test_real_subsets_are_balanced_and_seeded(folder):
-    from cmaudio.evaluate import load_clips
+    from cmaudio.evaluation.clips import load_clips
 
     wav, labels = load_clips(folder, MelConfig(), 3840, "train", ("label",), (("low", "high"),), limit=6, seed=1)
     assert wav.shape == (6, 3840) and sorted(labels) == ["high"] * 3 + ["low"] * 3

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from cmaudio.metrics import (
+from cmaudio.evaluation.metrics import (
     cents,
     feature_stats,
     frechet_distance,

@@ -13,10 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from cmaudio.training import acoustic
 from cmaudio.checkpoint import load_model, load_state
 from cmaudio.config import load_config
-from cmaudio.training import TrainingError, drop_labels, run
+from cmaudio.training import TrainingError, acoustic, drop_labels, run
 
 ROOT = Path(__file__).resolve().parents[1]
 TEACHER = ROOT / "recipes" / "tones" / "teacher.toml"

@@ -3,6 +3,7 @@ copy-synthesis comparison and the spectral distances. Tiny configs, fixed seeds,
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -17,8 +18,9 @@ import torch
 from cmaudio import vocoder as vocoder_pkg
 from cmaudio.audio import MelConfig, mel_spectrogram, num_samples
 from cmaudio.checkpoint import save_model
-from cmaudio.config import ConfigError, ModelConfig, NetConfig, from_dict, load_config
-from cmaudio.metrics import cents, dominant_frequency
+from cmaudio.config import ConfigError, ModelConfig, NetConfig, from_dict, load_config, to_dict
+from cmaudio.errors import CheckpointError, TrainingError
+from cmaudio.evaluation.metrics import cents, dominant_frequency
 from cmaudio.spectral import (
     evaluate_copy_synthesis,
     log_magnitude_l1,
@@ -30,32 +32,34 @@ from cmaudio.spectral import (
     spectral_convergence,
     stft_magnitude,
 )
-from cmaudio.training_loop import TrainingError
 from cmaudio.vocoder import (
     GriffinLim,
     NeuralVocoder,
+    Vocoder,
     VocoderError,
     bundled_vocoders,
     check_compatible,
     default_vocoder_for,
     load_vocoder,
+    read_vocoder_header,
+    register_vocoder,
+    registered_architectures,
+    save_vocoder,
+    vocoder_class,
+    vocoder_digest,
 )
+from cmaudio.vocoder.compare import compare, format_table
+from cmaudio.vocoder.config import VocoderTrainConfig
+from cmaudio.vocoder.data import SegmentSampler
 from cmaudio.vocoder.discriminators import (
     Discriminators,
     discriminator_loss,
     feature_matching_loss,
     generator_loss,
 )
-from cmaudio.vocoder.neural import VocoderConfig, VocoderNetConfig, save_vocoder
-from cmaudio.vocoder.train import (
-    SegmentSampler,
-    VocoderTrainConfig,
-    _Trainer,
-    compare,
-    format_table,
-    main,
-    train,
-)
+from cmaudio.vocoder.gan import GANTrainer
+from cmaudio.vocoder.neural import VocoderConfig, VocoderNetConfig
+from cmaudio.vocoder.train import main, train, write_samples
 
 ROOT = Path(__file__).resolve().parents[1]
 SR = 16000
@@ -245,7 +249,7 @@ def overfit(freq: float, phase: str, steps: int) -> tuple[NeuralVocoder, torch.T
         },
     )
     clips = sine_clips([freq] * 8, seconds=1.0)
-    trainer = _Trainer(cfg, SegmentSampler([clips], 16 * 256, seed=0), torch.device("cpu"))
+    trainer = GANTrainer(cfg, SegmentSampler([clips], 16 * 256, seed=0), torch.device("cpu"))
     for _ in range(steps):
         assert trainer.train_step() is not None
     with torch.no_grad():
@@ -406,6 +410,120 @@ def test_non_finite_weights_are_never_saved(tmp_path):
 
 
 # ----------------------------------------------------------------------------------------------
+# The interface: architectures, the registry and versions
+
+
+@register_vocoder
+class FrameProjectionVocoder(Vocoder):
+    """A vocoder the package has never heard of: each mel frame linearly projected to one hop of
+    samples, times a gain (a non-tensor setting only its file config carries)."""
+
+    architecture = "test-frame-projection"
+
+    def __init__(self, mel_config: MelConfig, gain: float):
+        super().__init__()
+        self.mel_config, self.gain, self.name = mel_config, gain, "frame-projection"
+        self.proj = torch.nn.Linear(mel_config.n_mels, mel_config.hop_length)
+
+    @classmethod
+    def from_file_config(cls, config: dict) -> FrameProjectionVocoder:
+        return cls(from_dict(MelConfig, config["mel"]), float(config["gain"]))
+
+    def file_config(self) -> dict:
+        return {"mel": to_dict(self.mel_config), "gain": self.gain}
+
+    def forward(self, logmel: torch.Tensor) -> torch.Tensor:
+        hops = self.proj(logmel.transpose(1, 2)) * self.gain  # [B, frames, hop]
+        return hops.flatten(1)[:, : num_samples(logmel.shape[-1], self.mel_config)]
+
+
+def test_a_new_architecture_saves_and_loads_without_touching_the_loader(tmp_path):
+    assert vocoder_class("test-frame-projection") is FrameProjectionVocoder
+    assert {"NeuralVocoder", "test-frame-projection"} <= set(registered_architectures())
+    mel = MelConfig(n_mels=64)
+    torch.manual_seed(0)
+    v = FrameProjectionVocoder(mel, 0.5)
+    path = save_vocoder(tmp_path / "proj.safetensors", v, "proj-16k", step=3)
+    header = read_vocoder_header(path)
+    assert header.architecture == header.metadata["architecture"] == "test-frame-projection"
+    assert header.metadata["format_version"] == "2" and header.name == "proj-16k"
+    w = load_vocoder(path)
+    assert type(w) is FrameProjectionVocoder and w.gain == 0.5 and w.mel_config == mel
+    assert w.step == 3 and w.name == str(path) and not w.training
+    assert w.version == f"proj-16k@{vocoder_digest(path)}"
+    assert [k for k in w.state_dict()] == [k for k in v.state_dict()]
+    assert all(torch.equal(a, b) for a, b in zip(v.state_dict().values(), w.state_dict().values()))
+    logmel = torch.randn(2, 64, 9) - 5
+    with torch.no_grad():
+        assert torch.equal(v(logmel), w(logmel))
+    assert w(logmel).shape == (2, num_samples(9, mel))
+    with pytest.raises(VocoderError, match="another mel front end"):
+        load_vocoder(path, mel_config=MelConfig())
+    # Strict loading holds for every architecture.
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(path))
+    tensors.pop("proj.bias")
+    bad = rewrite(tmp_path / "partial.safetensors", tensors, header.metadata)
+    with pytest.raises(VocoderError) as exc:
+        load_vocoder(bad)
+    assert_one_line(exc, "partial.safetensors", "1 missing", "proj.bias")
+
+
+def test_unknown_architecture_in_a_file_is_a_one_line_error(saved, tmp_path):
+    path, tensors, meta = saved
+    bad = rewrite(tmp_path / "arch.safetensors", tensors, {**meta, "architecture": "hifigan-v9"})
+    with pytest.raises(VocoderError) as exc:
+        load_vocoder(bad)
+    assert_one_line(exc, "arch.safetensors", "unknown vocoder architecture 'hifigan-v9'", "NeuralVocoder")
+
+
+def test_registry_refuses_clashes_and_non_vocoders(tmp_path):
+    clash = type("NeuralVocoder", (Vocoder,), {})  # the same name, another class
+    with pytest.raises(ValueError, match="'NeuralVocoder' is already registered"):
+        register_vocoder(clash)
+    assert vocoder_class("NeuralVocoder") is NeuralVocoder
+
+    with pytest.raises(TypeError, match="not a Vocoder subclass"):
+        register_vocoder(torch.nn.Linear)
+    with pytest.raises(VocoderError) as exc:
+        vocoder_class("nope")
+    assert_one_line(exc, "unknown vocoder architecture 'nope'", "NeuralVocoder")
+
+    class Unregistered(FrameProjectionVocoder):
+        pass
+
+    with pytest.raises(VocoderError, match="not a registered vocoder architecture"):
+        save_vocoder(tmp_path / "u.safetensors", Unregistered(MelConfig(), 1.0), "u")
+    assert not list(tmp_path.iterdir())
+    assert isinstance(GriffinLim(), Vocoder) and isinstance(tiny_vocoder(), Vocoder)
+
+
+def test_neural_vocoder_files_stay_readable_by_older_cmaudio(saved):
+    """A NeuralVocoder file is still format version 1 (what a cmaudio from before the registry
+    reads); it names its architecture, and the bundled file, which does not, is a NeuralVocoder."""
+    _, _, meta = saved
+    assert meta["format_version"] == "1" and meta["architecture"] == "NeuralVocoder"
+    bundled = vocoder_pkg.ASSETS / "vocoder-16k.safetensors"
+    header = read_vocoder_header(bundled)
+    assert "architecture" not in header.metadata and header.architecture == "NeuralVocoder"
+    v = load_vocoder("vocoder-16k")
+    assert type(v) is NeuralVocoder and v.version == f"vocoder-16k@{vocoder_digest(bundled)}"
+
+
+def test_version_names_the_exact_file(tmp_path):
+    a = save_vocoder(tmp_path / "a.safetensors", tiny_vocoder(), "tiny")
+    b = save_vocoder(tmp_path / "b.safetensors", tiny_vocoder(seed=1), "tiny")
+    va = load_vocoder(a).version
+    assert va == "tiny@" + hashlib.sha256(a.read_bytes()).hexdigest()[:12] == f"tiny@{vocoder_digest(a)}"
+    assert load_vocoder(b).version != va and load_vocoder(str(a)).version == va
+    assert load_vocoder("griffinlim").version == "griffinlim@n_iter=32,momentum=0.99"
+    assert GriffinLim(n_iter=8, momentum=0.5).version == "griffinlim@n_iter=8,momentum=0.5"
+    with pytest.raises(CheckpointError, match="absent.safetensors"):
+        vocoder_digest(tmp_path / "absent.safetensors")
+
+
+# ----------------------------------------------------------------------------------------------
 # Names, defaults and the mel contract
 
 
@@ -507,7 +625,7 @@ def test_adversarial_losses_known_values():
 @pytest.mark.parametrize("adv_kind", ["hinge", "lsgan"])
 def test_two_gan_steps_are_finite_and_move_both_networks(adv_kind):
     cfg = tiny_cfg(loss={"adv_kind": adv_kind, "adv_start_step": 0})
-    trainer = _Trainer(
+    trainer = GANTrainer(
         cfg, SegmentSampler([sine_clips([220.0, 330.0, 440.0])], 8 * 256, 0), torch.device("cpu")
     )
     g0 = {k: v.clone() for k, v in trainer.gen.state_dict().items()}
@@ -527,7 +645,7 @@ def test_two_gan_steps_are_finite_and_move_both_networks(adv_kind):
 
 def test_warm_up_leaves_the_discriminators_alone():
     cfg = tiny_cfg(loss={"adv_start_step": 5})
-    trainer = _Trainer(cfg, SegmentSampler([sine_clips([220.0])], 8 * 256, 0), torch.device("cpu"))
+    trainer = GANTrainer(cfg, SegmentSampler([sine_clips([220.0])], 8 * 256, 0), torch.device("cpu"))
     d0 = {k: v.clone() for k, v in trainer.disc.state_dict().items()}
     rec = trainer.train_step()
     assert not rec["adversarial"] and "loss_d" not in rec
@@ -583,6 +701,16 @@ def test_run_folder_contents(tmp_path):
     assert v.step == 4 and v.config == cfg.vocoder_config
     with pytest.raises(TrainingError, match="--resume"):
         train(cfg, tmp_path / "r", progress=False, clips=clips)
+
+
+def test_samples_of_a_manifest_root_are_files_in_samples(tmp_path):
+    """load_clips names a manifest root "<folder>/<stem>"; its samples are still plain files in
+    samples/ (a slash there once stopped a run at its first sample_every)."""
+    held = [("notes/manifest", sine_clips([247.0, 330.0])), ("drums", sine_clips([587.0]))]
+    write_samples(tiny_vocoder(), held, MelConfig(), tmp_path, 7)
+    wavs = sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".wav")
+    assert wavs == ["step0000007_drums0.wav", "step0000007_notes-manifest0.wav", "step0000007_notes-manifest1.wav"]
+    assert all(p.is_file() for p in tmp_path.iterdir())
 
 
 def test_resume_is_exact(tmp_path):
@@ -746,11 +874,11 @@ def test_bass_term_is_trained_and_reported():
     with pytest.raises(ConfigError, match="loss.bass_resolutions"):
         from_dict(VocoderTrainConfig, {"loss": {"bass_weight": 1.0, "bass_resolutions": []}})
     cfg = tiny_cfg(loss={"bass_weight": 5.0, "bass_resolutions": [[2048, 256, 1024]], "adv_start_step": 100})
-    trainer = _Trainer(cfg, SegmentSampler([sine_clips([82.4, 110.0])], 8 * 256, 0), torch.device("cpu"))
+    trainer = GANTrainer(cfg, SegmentSampler([sine_clips([82.4, 110.0])], 8 * 256, 0), torch.device("cpu"))
     rec = trainer.train_step()
     assert rec is not None and rec["bass"] > 0
     assert rec["loss_g"] == pytest.approx(45 * rec["mel"] + 10 * rec["stft"] + 5 * rec["bass"], rel=1e-4)
-    plain = _Trainer(tiny_cfg(), SegmentSampler([sine_clips([82.4])], 8 * 256, 0), torch.device("cpu"))
+    plain = GANTrainer(tiny_cfg(), SegmentSampler([sine_clips([82.4])], 8 * 256, 0), torch.device("cpu"))
     assert "bass" not in plain.train_step()
 
 

@@ -126,7 +126,11 @@ def model_config(cfg: TrainConfig, ds, teacher_cfg: ModelConfig | None) -> Model
             factor_dropout=cfg.net.factor_dropout,
         )
         return dataclasses.replace(
-            teacher_cfg, net=net, precond=cfg.precond, frames=ds.mels.shape[-1], sigmas=default_sigmas(cfg.precond.sigma_max)
+            teacher_cfg,
+            net=net,
+            precond=cfg.precond,
+            frames=ds.mels.shape[-1],
+            sigmas=default_sigmas(cfg.precond.sigma_max),
         )
     return ModelConfig(
         mel=cfg.mel,
@@ -197,7 +201,9 @@ class AcousticTrainer:
         ds = load_data(cfg, self.d, teacher.config.classes if teacher else None)
         self.mcfg = model_config(cfg, ds, teacher.config if teacher else None)
         if teacher is not None and tuple(ds.cond_fields) != self.mcfg.cond_fields:
-            raise TrainingError(f"{cfg.teacher}: the teacher is conditioned on {self.mcfg.cond_fields}, data on {ds.cond_fields}")
+            raise TrainingError(
+                f"{cfg.teacher}: the teacher is conditioned on {self.mcfg.cond_fields}, data on {ds.cond_fields}"
+            )
         stats = self.mcfg.stats
         self.mels = normalise(ds.mels, stats).to(self.device)
         self.labels = ds.labels.to(self.device)
@@ -252,7 +258,9 @@ class AcousticTrainer:
         self.elapsed_before = float(st.get("elapsed", 0.0))
         self.batches.epoch, self.batches.pos = int(st["epoch"]), int(st["pos"][self.d.rank])
         if len(st["rng"]) != self.d.world:
-            raise TrainingError(f"{self.folder.state_path}: saved with {len(st['rng'])} processes, resumed with {self.d.world}")
+            raise TrainingError(
+                f"{self.folder.state_path}: saved with {len(st['rng'])} processes, resumed with {self.d.world}"
+            )
         set_rng_state(st["rng"][self.d.rank])
 
     def save(self, elapsed: float, final: bool = False) -> None:
@@ -267,23 +275,26 @@ class AcousticTrainer:
         save_model(run_dir / "model.safetensors", self.ema, self.mcfg, step, extra=extra)
         if cfg.run.snapshot_every and (step % cfg.run.snapshot_every == 0 or final):
             save_model(run_dir / f"model-{step:07d}.safetensors", self.ema, self.mcfg, step)
-        save_state(self.folder.state_path, {
-            "format": "cmaudio-state",
-            "config": to_dict(cfg),
-            "model_config": to_dict(self.mcfg),
-            "step": step,
-            "curriculum_steps": self.curriculum_steps,
-            "model": self.model.state_dict(),
-            "ema": self.ema.state_dict(),
-            "target": self.target.state_dict() if self.target is not None else {},
-            "optimizer": self.opt.state_dict(),
-            "epoch": self.batches.epoch,
-            "pos": pos_all,
-            "rng": rng_all,
-            "bad_total": self.bad_total,
-            "elapsed": self.elapsed_before + elapsed,
-            "rank_digests": digests,
-        })
+        save_state(
+            self.folder.state_path,
+            {
+                "format": "cmaudio-state",
+                "config": to_dict(cfg),
+                "model_config": to_dict(self.mcfg),
+                "step": step,
+                "curriculum_steps": self.curriculum_steps,
+                "model": self.model.state_dict(),
+                "ema": self.ema.state_dict(),
+                "target": self.target.state_dict() if self.target is not None else {},
+                "optimizer": self.opt.state_dict(),
+                "epoch": self.batches.epoch,
+                "pos": pos_all,
+                "rng": rng_all,
+                "bad_total": self.bad_total,
+                "elapsed": self.elapsed_before + elapsed,
+                "rank_digests": digests,
+            },
+        )
 
     def batch(self, sl: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Clean mels with random gain and labels with CFG dropout for the indexes ``sl``."""
@@ -312,7 +323,9 @@ class AcousticTrainer:
             with self.ddp.no_sync() if not sync else contextlib.nullcontext():
                 with self.autocast or contextlib.nullcontext():
                     target = self.target if self.target is not None else self.model
-                    per_example = self.objective(self.ddp, x, cond if cond.shape[1] > 0 else None, step=self.step, target=target)
+                    per_example = self.objective(
+                        self.ddp, x, cond if cond.shape[1] > 0 else None, step=self.step, target=target
+                    )
                 loss = per_example.float().mean() / accum
                 finite = finite and bool(torch.isfinite(loss))
                 loss.backward()
@@ -368,22 +381,26 @@ def fit(cfg: TrainConfig, folder: RunFolder, d: Dist, progress: bool) -> RunResu
             bar.update(loss=f"{rec['loss']:.4g}")
             if step % cfg.run.log_every == 0 or step == cfg.run.steps:
                 now = time.perf_counter()
-                folder.log({
-                    "step": step,
-                    "loss": sum(window) / len(window),
-                    "grad_norm": rec["grad_norm"],
-                    "lr": rec["lr"],
-                    "examples_per_s": len(window) * cfg.run.batch_size / (now - t_window),
-                    "bad_steps": trainer.bad_total,
-                    "elapsed_s": round(trainer.elapsed_before + bar.seconds, 2),
-                    **curriculum(cfg, step, trainer.curriculum_steps),
-                })
+                folder.log(
+                    {
+                        "step": step,
+                        "loss": sum(window) / len(window),
+                        "grad_norm": rec["grad_norm"],
+                        "lr": rec["lr"],
+                        "examples_per_s": len(window) * cfg.run.batch_size / (now - t_window),
+                        "bad_steps": trainer.bad_total,
+                        "elapsed_s": round(trainer.elapsed_before + bar.seconds, 2),
+                        **curriculum(cfg, step, trainer.curriculum_steps),
+                    }
+                )
                 window, t_window = [], now
             snap = cfg.run.snapshot_every and step % cfg.run.snapshot_every == 0
             if step % cfg.run.save_every == 0 or step == cfg.run.steps or snap:
                 trainer.save(bar.seconds, final=step == cfg.run.steps)
             if d.main and cfg.run.sample_every and (step % cfg.run.sample_every == 0 or step == cfg.run.steps):
-                write_samples(trainer.ema, trainer.mcfg, folder.path / "samples", step, cfg.run.sample_steps, trainer.device)
+                write_samples(
+                    trainer.ema, trainer.mcfg, folder.path / "samples", step, cfg.run.sample_steps, trainer.device
+                )
     finally:
         bar.close()
     done, seconds = trainer.step - bar.start_step, bar.seconds

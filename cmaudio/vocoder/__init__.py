@@ -1,12 +1,14 @@
 """Vocoders: raw log-mel [B, n_mels, frames] (cmaudio.audio.mel_spectrogram) -> wav [B, T].
 
-``load_vocoder(name_or_path)`` returns a module with ``.mel_config`` and ``.name`` whose call
-renders ``(frames - 1) * hop`` samples per clip (``cmaudio.audio.num_samples``):
+``load_vocoder(name_or_path)`` returns a ``Vocoder`` (base.py) with ``.mel_config``, ``.name``
+and ``.version`` (which one exactly, for manifests) whose call renders ``(frames - 1) * hop``
+samples per clip (``cmaudio.audio.num_samples``):
 
 - ``"griffinlim"``: GriffinLim (griffinlim.py), no training, any MelConfig;
-- a bundled neural vocoder by name (``cmaudio/assets/<name>.safetensors``, see
-  ``bundled_vocoders()``), or the path of a vocoder file written by ``cmaudio.vocoder.train``
-  (neural.py: a Vocos-style Fourier-head network).
+- a bundled vocoder by name (``cmaudio/assets/<name>.safetensors``, see ``bundled_vocoders()``),
+  or the path of a vocoder file (fileformat.py), rebuilt by the class registered for the
+  architecture the file names (``register_vocoder``); the one trained by ``python -m
+  cmaudio.vocoder.train`` is the NeuralVocoder (neural.py: a Vocos-style Fourier-head network).
 
 ``default_vocoder_for(mel_config)`` picks the bundled neural vocoder whose MelConfig equals the
 model's, else Griffin-Lim; ``check_compatible`` refuses any other pairing with a message.
@@ -19,19 +21,34 @@ from pathlib import Path
 
 from ..audio import MelConfig
 from ..errors import CheckpointError, VocoderError
+from .base import Vocoder, register_vocoder, registered_architectures, vocoder_class
+from .fileformat import (
+    file_mel_config,
+    load_vocoder_file,
+    read_vocoder_header,
+    save_vocoder,
+    vocoder_digest,
+)
 from .griffinlim import GriffinLim
-from .neural import NeuralVocoder, load_neural_vocoder, read_vocoder_metadata
+from .neural import NeuralVocoder
 
 __all__ = [
     "ASSETS",
     "DEFAULT_VOCODER",
     "GriffinLim",
     "NeuralVocoder",
+    "Vocoder",
     "VocoderError",
     "bundled_vocoders",
     "check_compatible",
     "default_vocoder_for",
     "load_vocoder",
+    "read_vocoder_header",
+    "register_vocoder",
+    "registered_architectures",
+    "save_vocoder",
+    "vocoder_class",
+    "vocoder_digest",
 ]
 
 log = logging.getLogger("cmaudio")
@@ -53,10 +70,10 @@ def _is_path(name: str) -> bool:
 
 def load_vocoder(
     name_or_path: str | Path = "griffinlim", mel_config: MelConfig | None = None, device="cpu"
-):
-    """ "griffinlim" (for ``mel_config``, default MelConfig()), or a neural vocoder by bundled name
-    or file path. With ``mel_config`` a neural vocoder made for another front end is refused.
-    Every failure is a one-line VocoderError."""
+) -> Vocoder:
+    """ "griffinlim" (for ``mel_config``, default MelConfig()), or a vocoder file by bundled name
+    or path, of whichever registered architecture it names. With ``mel_config`` a vocoder made
+    for another front end is refused. Every failure is a one-line VocoderError."""
     name = str(name_or_path)
     if name == "griffinlim":
         return GriffinLim(mel_config or MelConfig()).to(device).eval()
@@ -71,7 +88,7 @@ def load_vocoder(
             "or give a path to a .safetensors vocoder file"
         )
     try:
-        vocoder = load_neural_vocoder(path, device=device, name=shown)
+        vocoder = load_vocoder_file(path, device=device, name=shown)
     except CheckpointError as exc:
         raise VocoderError(str(exc)) from None
     if mel_config is not None:
@@ -79,7 +96,7 @@ def load_vocoder(
     return vocoder
 
 
-def check_compatible(vocoder, mel_config: MelConfig) -> None:
+def check_compatible(vocoder: Vocoder, mel_config: MelConfig) -> None:
     """Refuse a vocoder whose mel front end differs from the model's (never silent garbage)."""
     if vocoder.mel_config != mel_config:
         diff = [
@@ -92,18 +109,18 @@ def check_compatible(vocoder, mel_config: MelConfig) -> None:
         )
 
 
-def default_vocoder_for(mel_config: MelConfig, device="cpu"):
-    """The best vocoder available for this mel front end: the bundled neural vocoder when its
+def default_vocoder_for(mel_config: MelConfig, device="cpu") -> Vocoder:
+    """The best vocoder available for this mel front end: the bundled vocoder when its
     MelConfig equals ``mel_config`` (DEFAULT_VOCODER first), else Griffin-Lim. Callers record
-    ``.name`` (the manifest's "vocoder") so which one rendered the audio is never a guess."""
+    ``.name`` and ``.version`` (the manifest's "vocoder") so which one rendered the audio is never
+    a guess."""
     names = bundled_vocoders()
     names.sort(key=lambda n: n != DEFAULT_VOCODER)
     for name in names:
         path = ASSETS / f"{name}.safetensors"
         try:
-            _, config = read_vocoder_metadata(path)
-            if config.mel == mel_config:
-                return load_neural_vocoder(path, device=device, name=name)
+            if file_mel_config(read_vocoder_header(path)) == mel_config:
+                return load_vocoder_file(path, device=device, name=name)
         except CheckpointError as exc:
             # A damaged bundled file must not stop generation; say so and fall back.
             log.warning("skipping bundled vocoder %s (%s)", name, exc)

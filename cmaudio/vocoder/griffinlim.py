@@ -1,18 +1,20 @@
 """Griffin-Lim vocoder: mel pseudo-inverse, then phase recovery by Griffin-Lim with momentum
-(Perraudin et al. 2013, "fast Griffin-Lim"). No training; the quality floor and the baseline."""
+(Perraudin et al. 2013, "fast Griffin-Lim"). No training and no file (so not registered as a file
+architecture); the quality floor and the baseline."""
 
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from ..audio import MelConfig, mel_basis, num_samples
+from .base import Vocoder
 
 __all__ = ["GriffinLim"]
 
 
-class GriffinLim(nn.Module):
-    """forward(logmel [B, n_mels, frames]) -> wav [B, (frames - 1) * hop] (float32)."""
+class GriffinLim(Vocoder):
+    """forward(logmel [B, n_mels, frames]) -> wav [B, (frames - 1) * hop] (float32). Deterministic:
+    its ``version`` (its parameters) says all there is to know about it besides the mel front end."""
 
     name = "griffinlim"
 
@@ -23,6 +25,7 @@ class GriffinLim(nn.Module):
         if not 0 <= momentum < 1:
             raise ValueError("griffinlim: momentum must be in [0, 1)")
         self.mel_config, self.n_iter, self.momentum = mel_config, n_iter, momentum
+        self.version = f"griffinlim@n_iter={n_iter},momentum={momentum:g}"
         fb, _ = mel_basis(mel_config, "cpu")  # [n_mels, n_freqs]
         # Least-squares inverse of the mel filterbank; negative magnitudes are clipped.
         self.register_buffer("inv_fb", torch.linalg.pinv(fb), persistent=False)

@@ -13,9 +13,9 @@ than real time on a CPU, and it keeps frame k of the output STFT centred on the 
       -> Linear(dim, n_fft + 2) -> log|S|, phase p                        2 x [B, n_fft/2+1, frames]
       -> S = exp(log|S|) (cos p + i sin p) -> istft                       wav [B, (frames-1) * hop]
 
-A vocoder file is one ``.safetensors``: the (EMA) generator weights plus string metadata
-``format = "cmaudio-vocoder"``, ``format_version``, ``config`` (VocoderConfig as JSON, MelConfig
-included), ``name``, ``step`` and ``cmaudio_version``. Loading is strict and never runs code.
+Registered as architecture "NeuralVocoder" (base.py), the default of vocoder files: its file
+config is VocoderConfig as JSON (MelConfig included); fileformat.py writes and reads the files,
+``read_vocoder_metadata`` reads a NeuralVocoder file's VocoderConfig without building it.
 """
 
 from __future__ import annotations
@@ -23,30 +23,24 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
 import torch
 from torch import nn
 
 from ..audio import MelConfig, mel_basis, num_samples
-from ..checkpoint import load_weights, read_header, write_weights
-from ..config import ConfigError
+from ..config import ConfigError, from_dict, to_dict
+from ..errors import CheckpointError
+from .base import DEFAULT_ARCHITECTURE, Vocoder, register_vocoder
+from .fileformat import first_line, read_vocoder_header
 
 __all__ = [
-    "VOCODER_FORMAT",
-    "VOCODER_FORMAT_VERSION",
     "VocoderConfig",
     "VocoderNetConfig",
     "ConvNeXtBlock",
     "NeuralVocoder",
-    "save_vocoder",
     "read_vocoder_metadata",
-    "load_neural_vocoder",
 ]
-
-VOCODER_FORMAT = "cmaudio-vocoder"
-VOCODER_FORMAT_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -123,16 +117,19 @@ class ConvNeXtBlock(nn.Module):
         return x + (self.gamma * h).transpose(1, 2)
 
 
-class NeuralVocoder(nn.Module):
+@register_vocoder
+class NeuralVocoder(Vocoder):
     """forward(raw log-mel [B, n_mels, frames] or [n_mels, frames]) -> wav [B, (frames - 1) * hop]
     (float32), the length convention of GriffinLim and ``cmaudio.audio.num_samples``."""
+
+    architecture = DEFAULT_ARCHITECTURE
 
     def __init__(self, config: VocoderConfig = VocoderConfig(), name: str = "neural"):
         super().__init__()
         self.config = config
         self.mel_config = config.mel
         self.name = name
-        self.step = 0  # training step of the loaded weights (load_neural_vocoder sets it)
+        self.step = 0  # training step of the loaded weights (load_vocoder sets it)
         c, m = config.net, config.mel
         self.embed = nn.Conv1d(m.n_mels, c.dim, c.kernel_size, padding=c.kernel_size // 2)
         self.norm = nn.LayerNorm(c.dim, eps=1e-6)
@@ -162,6 +159,18 @@ class NeuralVocoder(nn.Module):
             self.register_buffer("fb_t_norm", (fb / weight.clamp_min(1e-12)).T.contiguous(), persistent=False)
             self.register_buffer("uncovered", (weight <= 1e-12).float()[:, None], persistent=False)
         self.apply(_init_weights)
+
+    @classmethod
+    def from_file_config(cls, config: dict) -> NeuralVocoder:
+        """Rebuild from a file's config (VocoderConfig as a dict); ConfigError when invalid."""
+        return cls(from_dict(VocoderConfig, config))
+
+    def file_config(self) -> dict:
+        return to_dict(self.config)
+
+    @classmethod
+    def file_mel_config(cls, config: dict) -> MelConfig:
+        return from_dict(VocoderConfig, config).mel
 
     def spectrum(self, logmel: torch.Tensor) -> torch.Tensor:
         """Raw log-mel [B, n_mels, frames] -> complex STFT [B, n_fft // 2 + 1, frames]."""
@@ -254,41 +263,14 @@ def _init_weights(module: nn.Module) -> None:
             nn.init.zeros_(module.bias)
 
 
-# ----------------------------------------------------------------------------------------------
-# Files
-
-
-def save_vocoder(
-    path: str | os.PathLike,
-    vocoder: NeuralVocoder,
-    name: str,
-    step: int = 0,
-    extra: dict[str, str] | None = None,
-) -> Path:
-    """Write ``vocoder``'s weights (use the EMA copy) and config as one safetensors file,
-    atomically. Refuses non-finite weights: a NaN vocoder is never saved."""
-    meta = {"name": name, "step": str(int(step)), **(extra or {})}
-    return write_weights(path, vocoder, VOCODER_FORMAT, VOCODER_FORMAT_VERSION, vocoder.config, meta)
-
-
 def read_vocoder_metadata(path: str | os.PathLike) -> tuple[dict[str, str], VocoderConfig]:
-    """Validate a vocoder file's header; return (metadata, VocoderConfig) without the weights.
-    Every refusal is a one-line CheckpointError naming the file."""
-    return read_header(path, VOCODER_FORMAT, VOCODER_FORMAT_VERSION, VocoderConfig, "vocoder")
-
-
-def load_neural_vocoder(
-    path: str | os.PathLike, device: str | torch.device = "cpu", name: str | None = None
-) -> NeuralVocoder:
-    """Rebuild the vocoder a file describes and load its weights strictly (missing, unexpected,
-    mis-shaped or non-finite tensors are one-line CheckpointErrors). ``name`` overrides the
-    file's recorded name (load_vocoder passes the bundled name or the path)."""
-    path = Path(path)
-    meta, config = read_vocoder_metadata(path)
-    vocoder = NeuralVocoder(config, name=name or meta.get("name") or path.stem)
-    load_weights(path, vocoder)
+    """A NeuralVocoder file's (metadata, VocoderConfig), without weights and without building the
+    network. Every refusal, a file of another architecture included, is a one-line
+    CheckpointError naming the file."""
+    header = read_vocoder_header(path)
+    if header.architecture != NeuralVocoder.architecture:
+        raise CheckpointError(f"{header.path}: holds a {header.architecture!r} vocoder, not a NeuralVocoder")
     try:
-        vocoder.step = int(meta.get("step", "0"))
-    except ValueError:
-        vocoder.step = 0
-    return vocoder.to(device).eval()
+        return header.metadata, from_dict(VocoderConfig, header.config)
+    except ConfigError as exc:
+        raise CheckpointError(f"{header.path}: bad vocoder config in metadata ({first_line(exc)})") from None

@@ -414,7 +414,7 @@ def tuning_cents(program: int, pitches: list[int]) -> float:
     the requested pitch nearest its playable range's middle, at velocity 100. NaN if unvoiced.
     The search reaches two octaves and a third below the key, so a preset transposed down by
     whole octaves (FluidR3's Drawbar Organ: -2400) is measured, not mistaken for a fundamental."""
-    from cmaudio.metrics import midi_to_hz, pyin_f0
+    from cmaudio.evaluation.metrics import midi_to_hz, pyin_f0
 
     lo, hi = program_range(program)
     inside = [p for p in pitches if lo <= p <= hi] or list(pitches)

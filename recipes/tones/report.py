@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from cmaudio.metrics import pitch_hits
+from cmaudio.evaluation.metrics import pitch_hits
 from cmaudio.pipeline import Pipeline
 
 

@@ -1,0 +1,54 @@
+"""Re-save a NeuralVocoder file with a different mel-consistency refinement (e.g. for
+cmaudio/assets): ``python -m cmaudio.vocoder.train --export SRC DST --mel-refine N``. The
+refinement has no weights, so the same tensors load strictly into the new config."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+from ..checkpoint import load_weights
+from ..errors import CheckpointError, ConfigError, UsageError
+from .fileformat import save_vocoder
+from .neural import NeuralVocoder, VocoderConfig, read_vocoder_metadata
+
+__all__ = ["export_vocoder"]
+
+
+def _refined(config: VocoderConfig, mel_refine: int | None, mel_refine_updates: int | None) -> VocoderConfig:
+    changes = {}
+    if mel_refine is not None:
+        if mel_refine < 0:
+            raise UsageError(f"--mel-refine must be >= 0, got {mel_refine}")
+        changes["mel_refine"] = mel_refine
+    if mel_refine_updates is not None:
+        if mel_refine_updates < 1:
+            raise UsageError(f"--mel-refine-updates must be >= 1, got {mel_refine_updates}")
+        changes["mel_refine_updates"] = mel_refine_updates
+    return dataclasses.replace(config, net=dataclasses.replace(config.net, **changes))
+
+
+def export_vocoder(
+    src: str | Path, dst: str | Path, *, mel_refine: int | None = None, mel_refine_updates: int | None = None
+) -> Path:
+    """Re-save the vocoder file ``src`` as ``dst`` (weights, name, step and trained_on unchanged),
+    with ``net.mel_refine`` / ``net.mel_refine_updates`` replaced when given. Prints one line;
+    every refusal is a one-line UsageError."""
+    try:
+        meta, config = read_vocoder_metadata(src)
+        config = _refined(config, mel_refine, mel_refine_updates)
+        name = meta.get("name") or Path(src).stem
+        out = NeuralVocoder(config, name=name)
+        load_weights(src, out)  # the refinement has no weights: the same tensors load strictly
+    except (CheckpointError, ConfigError) as exc:
+        raise UsageError(str(exc)) from None
+    path = Path(dst)
+    step = int(meta["step"]) if meta.get("step", "").isdigit() else 0
+    save_vocoder(path, out, name, step, extra={k: meta[k] for k in ("trained_on",) if k in meta})
+    print(
+        f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, step {step}, mel_refine {config.net.mel_refine}, "
+        f"{config.net.mel_refine_updates} update(s) per pass)",
+        file=sys.stderr,
+    )
+    return path
