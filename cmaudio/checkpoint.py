@@ -38,6 +38,7 @@ __all__ = [
     "load_model",
     "read_metadata",
     "read_header",
+    "read_raw_header",
     "load_weights",
     "save_state",
     "load_state",
@@ -115,13 +116,11 @@ def write_weights(
     return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=header))
 
 
-def read_header(
-    path: str | os.PathLike, fmt: str, max_version: int, config_cls: type[T], kind: str
-) -> tuple[dict[str, str], T]:
+def read_raw_header(path: str | os.PathLike, fmt: str, max_version: int, kind: str) -> tuple[dict[str, str], dict]:
     """Validate the header of any cmaudio safetensors file (model, classifier, vocoder): it exists,
-    parses, names format ``fmt`` at a version in 1..``max_version`` and holds a valid
-    ``config_cls`` as JSON. Returns (metadata, config); every refusal is one line naming the file.
-    Only the JSON header is read: no weights, never code."""
+    parses, names format ``fmt`` at a version in 1..``max_version`` and holds a JSON table as its
+    config. Returns (metadata, config table); every refusal is one line naming the file. Only
+    the JSON header is read: no weights, never code."""
     from safetensors import safe_open
 
     path = Path(path)
@@ -146,8 +145,23 @@ def read_header(
             f"{path}: {kind} format version {raw!r} is not supported by this cmaudio (reads 1..{max_version})"
         )
     try:
-        config = from_dict(config_cls, json.loads(meta.get("config", "")))
-    except (json.JSONDecodeError, ConfigError) as exc:
+        config = json.loads(meta.get("config", ""))
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path}: bad {kind} config in metadata ({_first_line(exc)})") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path}: bad {kind} config in metadata (not a JSON table)")
+    return meta, config
+
+
+def read_header(
+    path: str | os.PathLike, fmt: str, max_version: int, config_cls: type[T], kind: str
+) -> tuple[dict[str, str], T]:
+    """read_raw_header, with the config rebuilt as a ``config_cls`` (strictly: unknown keys and
+    bad values are refused)."""
+    meta, table = read_raw_header(path, fmt, max_version, kind)
+    try:
+        config = from_dict(config_cls, table)
+    except ConfigError as exc:
         raise CheckpointError(f"{path}: bad {kind} config in metadata ({_first_line(exc)})") from None
     return meta, config
 

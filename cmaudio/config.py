@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import tomllib
 import types
@@ -100,53 +101,127 @@ class DataConfig:
     seconds: float = 1.0
     cache: bool = True
     gain_db: float = 0.0  # random gain augmentation range (+-), applied in the log-mel domain
-    num_workers: int = 0
 
     def __post_init__(self) -> None:
         check_field(self.seconds > 0, "data.seconds", "must be positive")
         check_field(self.gain_db >= 0, "data.gain_db", "must be >= 0")
-        check_field(self.num_workers >= 0, "data.num_workers", "must be >= 0")
+
+    @staticmethod
+    def upgrade(data: dict, prefix: str) -> dict:
+        """Older run configs carry num_workers, which nothing read (the data live in memory)."""
+        return {k: v for k, v in data.items() if k != "num_workers"}
+
+
+@dataclass(frozen=True)
+class EDMObjectiveConfig:
+    """[objective.edm]: the lognormal sigma distribution (Karras et al. 2022, Table 1)."""
+
+    P_mean: float = -1.2
+    P_std: float = 1.2
+
+    def __post_init__(self) -> None:
+        check_field(self.P_std > 0, "objective.edm.P_std", "must be > 0")
+
+
+@dataclass(frozen=True)
+class CDObjectiveConfig:
+    """[objective.cd]: consistency distillation (Song et al. 2023, Alg. 2) on an N-level grid."""
+
+    N: int = 50
+    mu: float = 0.95  # target EMA rate; 0 makes the target the stop-gradient student
+    rho: float = 7.0
+    # Classifier-free guidance scale w of the teacher's ODE step (objectives.GuidedDenoiser);
+    # 1 distils the unguided teacher. Needs a teacher trained with net.label_dropout > 0.
+    guidance: float = 1.0
+
+    def __post_init__(self) -> None:
+        check_field(self.N >= 2, "objective.cd.N", "must be >= 2")
+        check_field(0.0 <= self.mu < 1.0, "objective.cd.mu", "must be in [0, 1)")
+        check_field(self.guidance >= 0, "objective.cd.guidance", "must be >= 0")
+
+
+@dataclass(frozen=True)
+class ICTObjectiveConfig:
+    """[objective.ict]: the iCT curriculum (Song & Dhariwal 2023, eq. 5), lognormal levels (eq. 6)."""
+
+    s0: int = 10
+    s1: int = 1280
+    P_mean: float = -1.1
+    P_std: float = 2.0
+    rho: float = 7.0
+
+    def __post_init__(self) -> None:
+        check_field(1 <= self.s0 <= self.s1, "objective.ict.s0", "need 1 <= s0 <= s1")
+        check_field(self.P_std > 0, "objective.ict.P_std", "must be > 0")
+
+
+@dataclass(frozen=True)
+class ECTObjectiveConfig:
+    """[objective.ect]: ECT's gap r = t (1 - q^-(stage+1) n(t)), a stage every stage_steps (Geng et al. 2024)."""
+
+    q: float = 2.0
+    stage_steps: int = 1000
+    P_mean: float = -1.1
+    P_std: float = 2.0
+
+    def __post_init__(self) -> None:
+        check_field(self.q > 1, "objective.ect.q", "must be > 1")
+        check_field(self.stage_steps >= 1, "objective.ect.stage_steps", "must be >= 1")
+        check_field(self.P_std > 0, "objective.ect.P_std", "must be > 0")
+
+
+# Keys of the flat [objective] table of before 2026-12 and where each lives now.
+LEGACY_OBJECTIVE_KEYS = {
+    "P_mean": ("edm", "P_mean"),
+    "P_std": ("edm", "P_std"),
+    "N": ("cd", "N"),
+    "mu": ("cd", "mu"),
+    "guidance": ("cd", "guidance"),
+    "rho": ("cd", "rho"),  # and ict.rho: one rho served both grids
+    "s0": ("ict", "s0"),
+    "s1": ("ict", "s1"),
+    "ict_P_mean": ("ict", "P_mean"),
+    "ict_P_std": ("ict", "P_std"),
+    "ect_q": ("ect", "q"),
+    "ect_stage_steps": ("ect", "stage_steps"),
+    "ect_P_mean": ("ect", "P_mean"),
+    "ect_P_std": ("ect", "P_std"),
+}
 
 
 @dataclass(frozen=True)
 class ObjectiveConfig:
-    """Loss hyper-parameters (objectives.py). Fields not used by ``kind`` are ignored but kept
-    typed, so one schema serves every objective."""
+    """[objective]: which loss (objectives.OBJECTIVES) and the distance the consistency losses
+    share; each objective's own hyper-parameters in its section, e.g. [objective.ect]."""
 
     kind: Literal["edm", "cd", "ict", "ect"] = "edm"
-    # EDM lognormal sigma distribution (Karras et al. 2022, Table 1).
-    P_mean: float = -1.2
-    P_std: float = 1.2
-    # Consistency distillation (Song et al. 2023, Alg. 2) on a Karras grid of N levels.
-    N: int = 50
-    mu: float = 0.95  # target EMA rate; 0 makes the target the stop-gradient student
-    rho: float = 7.0
     distance: Literal["l2", "pseudo_huber"] = "pseudo_huber"
-    # CD: classifier-free guidance scale w of the teacher's ODE step (objectives.GuidedDenoiser);
-    # 1 distils the unguided teacher. Needs a teacher trained with net.label_dropout > 0.
-    guidance: float = 1.0
-    # iCT curriculum (Song & Dhariwal 2023, eq. 5) with lognormal level sampling (eq. 6).
-    s0: int = 10
-    s1: int = 1280
-    ict_P_mean: float = -1.1
-    ict_P_std: float = 2.0
-    # ECT (Geng et al. 2024): gap schedule r = t (1 - q^-(stage+1) n(t)), stage every ect_stage_steps.
-    ect_q: float = 2.0
-    ect_stage_steps: int = 1000
-    ect_P_mean: float = -1.1
-    ect_P_std: float = 2.0
     # Pseudo-Huber constant c = huber_c * sqrt(dim) (iCT: 0.00054 for images).
     huber_c: float = 0.00054
+    edm: EDMObjectiveConfig = field(default_factory=EDMObjectiveConfig)
+    cd: CDObjectiveConfig = field(default_factory=CDObjectiveConfig)
+    ict: ICTObjectiveConfig = field(default_factory=ICTObjectiveConfig)
+    ect: ECTObjectiveConfig = field(default_factory=ECTObjectiveConfig)
 
     def __post_init__(self) -> None:
-        check_field(self.N >= 2, "objective.N", "must be >= 2")
-        check_field(0.0 <= self.mu < 1.0, "objective.mu", "must be in [0, 1)")
-        check_field(self.P_std > 0 and self.ict_P_std > 0 and self.ect_P_std > 0, "objective.P_std", "must be > 0")
-        check_field(1 <= self.s0 <= self.s1, "objective.s0", "need 1 <= s0 <= s1")
-        check_field(self.ect_q > 1, "objective.ect_q", "must be > 1")
-        check_field(self.ect_stage_steps >= 1, "objective.ect_stage_steps", "must be >= 1")
         check_field(self.huber_c > 0, "objective.huber_c", "must be > 0")
-        check_field(self.guidance >= 0, "objective.guidance", "must be >= 0")
+
+    @staticmethod
+    def upgrade(data: dict, prefix: str) -> dict:
+        """Read the flat keys of older recipes, run configs and states (``ect_q``, ``s0``, ...)
+        into their sections, with a note; from_dict calls this before checking keys."""
+        old = [k for k in data if k in LEGACY_OBJECTIVE_KEYS]
+        if not old:
+            return data
+        out = {k: v for k, v in data.items() if k not in LEGACY_OBJECTIVE_KEYS}
+        for key in old:
+            section, name = LEGACY_OBJECTIVE_KEYS[key]
+            out.setdefault(section, {}).setdefault(name, data[key])
+            if key == "rho":
+                out.setdefault("ict", {}).setdefault("rho", data[key])
+        moved = ", ".join(f"{k} -> {'.'.join(LEGACY_OBJECTIVE_KEYS[k])}" for k in old)
+        logging.getLogger("cmaudio").info("%s: old flat keys read into sections (%s)", prefix or "objective", moved)
+        return out
 
 
 @dataclass(frozen=True)
@@ -282,6 +357,8 @@ def from_dict(cls: type[T], data: Any, prefix: str = "") -> T:
     """Build dataclass ``cls`` from a dict, refusing unknown keys and values of the wrong type."""
     if not isinstance(data, dict):
         raise ConfigError(f"{prefix or cls.__name__}: expected a table, got {type(data).__name__}")
+    if hasattr(cls, "upgrade"):  # a table whose keys moved keeps reading its older files
+        data = cls.upgrade(data, prefix)
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)

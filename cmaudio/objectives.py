@@ -30,6 +30,7 @@ __all__ = [
     "ConsistencyTrainingLoss",
     "EasyConsistencyTuningLoss",
     "build_objective",
+    "OBJECTIVES",
 ]
 
 
@@ -258,21 +259,39 @@ class EasyConsistencyTuningLoss(_ConsistencyBase):
         return self.dist(pred, tgt) / torch.where(r <= self.sigma_min, t, gap)
 
 
+def _edm(cfg: ObjectiveConfig, common: dict, sigma_data: float, total_steps: int, teacher):
+    return EDMLoss(cfg.edm.P_mean, cfg.edm.P_std, sigma_data)
+
+
+def _cd(cfg: ObjectiveConfig, common: dict, sigma_data: float, total_steps: int, teacher):
+    if teacher is None:
+        raise ValueError("consistency distillation needs a teacher model (set teacher = PATH)")
+    c = cfg.cd
+    if c.guidance != 1.0:
+        teacher = GuidedDenoiser(teacher, c.guidance)
+    return ConsistencyDistillationLoss(teacher, c.N, c.mu, c.rho, **common)
+
+
+def _ict(cfg: ObjectiveConfig, common: dict, sigma_data: float, total_steps: int, teacher):
+    c = cfg.ict
+    return ConsistencyTrainingLoss(total_steps, c.s0, c.s1, c.P_mean, c.P_std, c.rho, **common)
+
+
+def _ect(cfg: ObjectiveConfig, common: dict, sigma_data: float, total_steps: int, teacher):
+    c = cfg.ect
+    return EasyConsistencyTuningLoss(c.q, c.stage_steps, c.P_mean, c.P_std, **common)
+
+
+# objective.kind -> builder(config, shared consistency settings, sigma_data, curriculum length,
+# teacher). A new objective is its loss class, its [objective.<kind>] section and one line here.
+OBJECTIVES = {"edm": _edm, "cd": _cd, "ict": _ict, "ect": _ect}
+
+
 def build_objective(
     cfg: ObjectiveConfig, *, sigma_data: float, sigma_min: float, sigma_max: float, total_steps: int, teacher=None
 ):
     """The loss object for ``cfg.kind``; CD needs the frozen ``teacher`` (an EDM Denoiser)."""
+    if cfg.kind not in OBJECTIVES:
+        raise ValueError(f"unknown objective {cfg.kind!r}: one of {', '.join(OBJECTIVES)}")
     common = dict(distance=cfg.distance, huber_c=cfg.huber_c, sigma_min=sigma_min, sigma_max=sigma_max)
-    if cfg.kind == "edm":
-        return EDMLoss(cfg.P_mean, cfg.P_std, sigma_data)
-    if cfg.kind == "cd":
-        if teacher is None:
-            raise ValueError("consistency distillation needs a teacher model (set teacher = PATH)")
-        if cfg.guidance != 1.0:
-            teacher = GuidedDenoiser(teacher, cfg.guidance)
-        return ConsistencyDistillationLoss(teacher, cfg.N, cfg.mu, cfg.rho, **common)
-    if cfg.kind == "ict":
-        return ConsistencyTrainingLoss(total_steps, cfg.s0, cfg.s1, cfg.ict_P_mean, cfg.ict_P_std, cfg.rho, **common)
-    if cfg.kind == "ect":
-        return EasyConsistencyTuningLoss(cfg.ect_q, cfg.ect_stage_steps, cfg.ect_P_mean, cfg.ect_P_std, **common)
-    raise ValueError(f"unknown objective {cfg.kind!r}")
+    return OBJECTIVES[cfg.kind](cfg, common, sigma_data, total_steps, teacher)

@@ -22,7 +22,7 @@ import torch
 from .audio import denormalise, load_audio, mel_spectrogram, normalise, num_frames
 from .checkpoint import CheckpointError, ModelFile, load_model
 from .config import ModelConfig
-from .sampling import check_sigmas, sample_consistency, sample_heun
+from .sampling import SAMPLERS, Sampler, check_sigmas
 from .schedules import karras_sigmas
 
 __all__ = ["Pipeline", "GenerationOutput", "bundled_models", "resolve_model_path", "MAX_STEPS"]
@@ -133,6 +133,11 @@ class Pipeline:
         return self.config.mel.sample_rate
 
     @property
+    def sampler(self) -> Sampler:
+        """This model's sampler (sampling.SAMPLERS, by its precond.kind)."""
+        return SAMPLERS[self.config.precond.kind]
+
+    @property
     def is_consistency(self) -> bool:
         return self.config.precond.kind == "consistency"
 
@@ -188,7 +193,7 @@ class Pipeline:
 
     def calls(self, sigmas: Sequence[float]) -> int:
         """Network calls of one sample with these sigmas (k for consistency, 2k - 1 for Heun)."""
-        return len(sigmas) if self.is_consistency else 2 * len(sigmas) - 1
+        return self.sampler.calls(len(sigmas))
 
     def noise(self, seeds: Sequence[int], n_draws: int, frames: int) -> torch.Tensor:
         """[n_draws, B, n_mels, frames]: draw j of sample i from the generator seeded with seeds[i]."""
@@ -207,26 +212,10 @@ class Pipeline:
         """One batch of normalised mels [B, n_mels, frames] (the batch API bench and evaluate use):
         sample i draws its noise from seeds[i] (see noise); cond from condition(labels); init,
         known and mask as sampling.sample_consistency takes them."""
-        draws = len(sigmas) if self.is_consistency else 1
-        z = self.noise(seeds, draws, frames)
+        z = self.noise(seeds, self.sampler.draws(len(sigmas)), frames)
         with self.autocast():
-            if self.is_consistency:
-                p = self.config.precond
-                x = sample_consistency(
-                    self.model,
-                    z[0],
-                    sigmas,
-                    cond,
-                    sigma_min=p.sigma_min,
-                    renoise=z[1:],
-                    init=init,
-                    known=known,
-                    mask=mask,
-                )
-            else:
-                if init is not None or mask is not None:
-                    raise ValueError("editing needs a consistency model; this is an EDM teacher")
-                x = sample_heun(self.model, z[0], sigmas, cond)
+            p = self.config.precond
+            x = self.sampler(self.model, z, sigmas, cond, sigma_min=p.sigma_min, init=init, known=known, mask=mask)
         return x.float()
 
     @torch.inference_mode()

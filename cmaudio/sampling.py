@@ -9,10 +9,11 @@ samples are seeded and a sampler never touches a global random state.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 
-__all__ = ["sample_consistency", "sample_heun", "heun_step", "check_sigmas"]
+__all__ = ["SAMPLERS", "Sampler", "sample_consistency", "sample_heun", "heun_step", "check_sigmas"]
 
 DenoiserFn = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
 
@@ -103,3 +104,49 @@ def sample_heun(
     for s_hi, s_lo in zip(sigmas[:-1], sigmas[1:]):
         x = heun_step(D, x, _batch_sigma(s_hi, x), _batch_sigma(s_lo, x), cond)
     return x
+
+
+@dataclass(frozen=True)
+class Sampler:
+    """How one kind of model is sampled (the key of SAMPLERS is its precond.kind): ``run`` maps
+    (denoiser, noise [draws(k), B, ...], k sigmas, cond) to samples; ``calls(k)`` network calls
+    and ``draws(k)`` unit-Gaussian draws per sample; ``edits``: whether it can keep known frames
+    (init, known, mask) as inpainting, continuation and variation need."""
+
+    run: Callable[..., torch.Tensor]
+    calls: Callable[[int], int]
+    draws: Callable[[int], int]
+    edits: bool
+
+    def __call__(
+        self,
+        denoiser: DenoiserFn,
+        noise: torch.Tensor,
+        sigmas: Sequence[float],
+        cond=None,
+        *,
+        sigma_min: float = 0.002,
+        init=None,
+        known=None,
+        mask=None,
+    ) -> torch.Tensor:
+        if not self.edits and (init is not None or mask is not None):
+            raise ValueError("editing needs a consistency model; this is an EDM teacher")
+        return self.run(denoiser, noise, sigmas, cond, sigma_min=sigma_min, init=init, known=known, mask=mask)
+
+
+def _consistency(f, noise, sigmas, cond, *, sigma_min, init, known, mask):
+    return sample_consistency(
+        f, noise[0], sigmas, cond, sigma_min=sigma_min, renoise=noise[1:], init=init, known=known, mask=mask
+    )
+
+
+def _heun(D, noise, sigmas, cond, *, sigma_min, init, known, mask):
+    return sample_heun(D, noise[0], sigmas, cond)
+
+
+# precond.kind -> its sampler: a new sampler is its function and one line here.
+SAMPLERS = {
+    "consistency": Sampler(_consistency, calls=lambda k: k, draws=lambda k: k, edits=True),
+    "edm": Sampler(_heun, calls=lambda k: 2 * k - 1, draws=lambda k: 1, edits=False),
+}

@@ -102,3 +102,43 @@ def test_every_recipe_resolves_with_dry_run(path, capsys):
     assert main([str(path), "--dry-run"]) == 0
     resolved = json.loads(capsys.readouterr().out)
     assert resolved["name"] and ("objective" in resolved or resolved.get("task") == "classifier" or "loss" in resolved)
+
+
+def test_old_flat_objective_keys_load_into_their_sections(caplog):
+    """Recipes, run configs and states written before the per-objective sections still load."""
+    import logging
+
+    old = {"kind": "ect", "ect_q": 4.0, "ect_stage_steps": 300, "rho": 5.0, "s0": 2, "guidance": 3.0, "P_std": 1.1}
+    with caplog.at_level(logging.INFO, logger="cmaudio"):
+        cfg = load_config(None, ["precond.kind='consistency'", *(f"objective.{k}={v!r}" for k, v in old.items())])
+    o = cfg.objective
+    assert (o.ect.q, o.ect.stage_steps, o.cd.rho, o.ict.rho, o.ict.s0, o.cd.guidance, o.edm.P_std) == (
+        4.0,
+        300,
+        5.0,
+        5.0,
+        2,
+        3.0,
+        1.1,
+    )
+    assert "old flat keys" in caplog.text and "ect_q -> ect.q" in caplog.text
+    new = load_config(None, ["precond.kind='consistency'", "objective.kind='ect'", "objective.ect.q=4.0"])
+    assert new.objective.ect.q == 4.0 and "ect_q" not in to_dict(new)["objective"]
+    with pytest.raises(ConfigError, match="objective.ect.q"):
+        load_config(None, ["objective.ect.q=1.0"])
+
+
+def test_a_state_of_the_old_layout_resumes_under_the_new_one(tmp_path):
+    """check_resumable reads the saved config through the config class: the flat keys and the
+    dropped data.num_workers of an older state.pt compare equal to today's sections."""
+    from cmaudio.errors import TrainingError
+    from cmaudio.training.harness import check_resumable
+
+    cfg = load_config(None, ["precond.kind='consistency'", "objective.kind='ect'", "objective.ect.stage_steps=5"])
+    saved = to_dict(cfg)
+    saved["objective"] = {"kind": "ect", "distance": "pseudo_huber", "huber_c": 0.00054, "ect_stage_steps": 5}
+    saved["data"] = {**saved["data"], "num_workers": 0}
+    check_resumable(saved, cfg, tmp_path / "state.pt", ("steps",))
+    saved["objective"]["ect_stage_steps"] = 6
+    with pytest.raises(TrainingError, match=r"different \[objective\]"):
+        check_resumable(saved, cfg, tmp_path / "state.pt", ("steps",))

@@ -20,7 +20,7 @@ from cmaudio.generate import main as generate
 ROOT = Path(__file__).resolve().parents[1]
 # The recipe, shortened for CI (about 40 s per stage on 2 cores instead of about a minute).
 SHORT_TEACHER = ["net.channels=32", "run.steps=800", "run.sample_every=0", "run.save_every=400"]
-SHORT_STUDENT = ["run.steps=500", "objective.ect_stage_steps=125", "run.sample_every=0", "run.save_every=250"]
+SHORT_STUDENT = ["run.steps=500", "objective.ect.stage_steps=125", "run.sample_every=0", "run.save_every=250"]
 
 
 def torchrun_train(recipe: str, out: Path, overrides: list[str]) -> None:

@@ -211,7 +211,7 @@ def test_classifier_config_errors(tmp_path, folder, capsys):
 
 
 def test_classifier_refuses_to_overwrite_a_run(classifier, folder, tmp_path):
-    from cmaudio.training_loop import TrainingError
+    from cmaudio.errors import TrainingError
 
     with pytest.raises(TrainingError, match="already holds a classifier"):
         main_train(tiny_recipe(tmp_path / "c.toml", folder), [], classifier.parent, False)

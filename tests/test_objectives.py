@@ -176,11 +176,13 @@ def test_guided_denoiser_is_classifier_free_guidance():
 
 
 def test_guidance_is_wired_into_cd_and_needs_classes():
-    from cmaudio.config import ObjectiveConfig
+    from cmaudio.config import CDObjectiveConfig, ObjectiveConfig
 
     teacher = tiny("edm", seed=5)
     kw = dict(sigma_data=0.5, sigma_min=0.002, sigma_max=80.0, total_steps=10, teacher=teacher)
-    assert isinstance(build_objective(ObjectiveConfig(kind="cd", guidance=2.0), **kw).teacher, GuidedDenoiser)
+    assert isinstance(
+        build_objective(ObjectiveConfig(kind="cd", cd=CDObjectiveConfig(guidance=2.0)), **kw).teacher, GuidedDenoiser
+    )
     assert build_objective(ObjectiveConfig(kind="cd"), **kw).teacher is teacher
     plain = copy.deepcopy(teacher)
     plain.config = ModelConfig(mel=teacher.config.mel, net=teacher.config.net, precond=teacher.config.precond)
@@ -215,3 +217,18 @@ def test_cd_target_runs_in_the_students_mode_with_the_same_dropout_masks():
     # and dropout really was active: the same student in eval mode gives something else
     with torch.no_grad():
         assert not torch.allclose(student.eval()(x, sigma, cond), pred.detach())
+
+
+def test_every_objective_kind_builds_from_the_table():
+    from cmaudio.config import ObjectiveConfig
+    from cmaudio.objectives import OBJECTIVES
+
+    teacher = tiny("edm", seed=5)
+    kw = dict(sigma_data=0.5, sigma_min=0.002, sigma_max=80.0, total_steps=10, teacher=teacher)
+    built = {kind: type(build_objective(ObjectiveConfig(kind=kind), **kw)) for kind in OBJECTIVES}
+    assert built == {
+        "edm": EDMLoss,
+        "cd": ConsistencyDistillationLoss,
+        "ict": ConsistencyTrainingLoss,
+        "ect": EasyConsistencyTuningLoss,
+    }

@@ -61,7 +61,7 @@ def test_resume_is_exact(tmp_path, tones_data, tiny_overrides, objective):
     if objective == "ect":
         teacher = tmp_path / "teacher"
         run(cfg_for(tones_data, tiny_overrides, "run.steps=4"), teacher, progress=False)
-        extra += [f"teacher={teacher / 'model.safetensors'}", "objective.ect_stage_steps=5"]
+        extra += [f"teacher={teacher / 'model.safetensors'}", "objective.ect.stage_steps=5"]
         recipe = STUDENT
     straight = cfg_for(tones_data, tiny_overrides, "run.steps=20", *extra, recipe=recipe)
     run(straight, tmp_path / "a", progress=False)
@@ -246,7 +246,7 @@ def test_ict_curriculum_never_moves_backwards_on_resume(tmp_path, tones_data, ti
     """Issue 14 (a): N(k) depended on run.steps, which a resume may raise; with s0 2, s1 16 a run
     of 4 steps is at N = 17 by step 3, and the same run resumed to 8 steps fell back to N = 9."""
     ict = ROOT / "recipes" / "tones" / "student_ict.toml"
-    extra = ["objective.s0=2", "objective.s1=16", "run.log_every=1", "run.save_every=4", "net.dropout=0.0"]
+    extra = ["objective.ict.s0=2", "objective.ict.s1=16", "run.log_every=1", "run.save_every=4", "net.dropout=0.0"]
     run(cfg_for(tones_data, tiny_overrides, "run.steps=4", *extra, recipe=ict), tmp_path / "r", progress=False)
     run(cfg_for(tones_data, tiny_overrides, "run.steps=8", *extra, recipe=ict), tmp_path / "r", resume=True,
         progress=False)

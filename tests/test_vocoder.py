@@ -83,13 +83,9 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-def tiny_vocoder(
-    seed: int = 0, phase: str = "integrated", mel: MelConfig = MelConfig()
-) -> NeuralVocoder:
+def tiny_vocoder(seed: int = 0, phase: str = "integrated", mel: MelConfig = MelConfig()) -> NeuralVocoder:
     torch.manual_seed(seed)
-    v = NeuralVocoder(
-        VocoderConfig(mel=mel, net=VocoderNetConfig(**TINY_NET, phase=phase)), name="tiny"
-    )
+    v = NeuralVocoder(VocoderConfig(mel=mel, net=VocoderNetConfig(**TINY_NET, phase=phase)), name="tiny")
     with torch.no_grad():  # away from the init so a round trip that dropped a tensor would show
         for p in v.parameters():
             p.add_(torch.randn_like(p) * 0.05)
@@ -120,9 +116,7 @@ def sine_clips(freqs, seconds: float = 0.5, seed: int = 0) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     t = torch.arange(round(seconds * SR)) / SR
     f = torch.as_tensor(freqs, dtype=torch.float32)[:, None]
-    return 0.5 * torch.sin(
-        2 * math.pi * f * t + 2 * math.pi * torch.rand(len(freqs), 1, generator=g)
-    )
+    return 0.5 * torch.sin(2 * math.pi * f * t + 2 * math.pi * torch.rand(len(freqs), 1, generator=g))
 
 
 def assert_one_line(exc: pytest.ExceptionInfo, *needles: str) -> None:
@@ -625,9 +619,7 @@ def test_adversarial_losses_known_values():
 @pytest.mark.parametrize("adv_kind", ["hinge", "lsgan"])
 def test_two_gan_steps_are_finite_and_move_both_networks(adv_kind):
     cfg = tiny_cfg(loss={"adv_kind": adv_kind, "adv_start_step": 0})
-    trainer = GANTrainer(
-        cfg, SegmentSampler([sine_clips([220.0, 330.0, 440.0])], 8 * 256, 0), torch.device("cpu")
-    )
+    trainer = GANTrainer(cfg, SegmentSampler([sine_clips([220.0, 330.0, 440.0])], 8 * 256, 0), torch.device("cpu"))
     g0 = {k: v.clone() for k, v in trainer.gen.state_dict().items()}
     d0 = {k: v.clone() for k, v in trainer.disc.state_dict().items()}
     t0 = time.perf_counter()
@@ -635,9 +627,7 @@ def test_two_gan_steps_are_finite_and_move_both_networks(adv_kind):
     assert time.perf_counter() - t0 < 10
     for r in recs:
         assert r is not None and r["adversarial"]
-        assert all(
-            math.isfinite(r[k]) for k in ("loss_g", "loss_d", "loss_adv", "loss_fm", "mel", "stft")
-        )
+        assert all(math.isfinite(r[k]) for k in ("loss_g", "loss_d", "loss_adv", "loss_fm", "mel", "stft"))
     assert any(not torch.equal(g0[k], v) for k, v in trainer.gen.state_dict().items())
     assert any(not torch.equal(d0[k], v) for k, v in trainer.disc.state_dict().items())
     assert trainer.step == 2
@@ -687,11 +677,7 @@ def test_run_folder_contents(tmp_path):
     recs = [json.loads(x) for x in (tmp_path / "r" / "log.jsonl").read_text().splitlines()]
     train_recs = [r for r in recs if "loss_g" in r]
     assert [r["step"] for r in train_recs] == [2, 4]
-    assert (
-        not train_recs[0]["adversarial"]
-        and train_recs[1]["adversarial"]
-        and "loss_d" in train_recs[1]
-    )
+    assert not train_recs[0]["adversarial"] and train_recs[1]["adversarial"] and "loss_d" in train_recs[1]
     assert any("eval_mel_l1" in r for r in recs)
     samples = sorted(p.name for p in (tmp_path / "r" / "samples").iterdir())
     assert "step0000004_low0.wav" in samples and "step0000004_high0.wav" in samples
@@ -718,9 +704,7 @@ def test_resume_is_exact(tmp_path):
     kw = {"loss": {"adv_start_step": 2}}
     train(tiny_cfg(run={"steps": 6}, **kw), tmp_path / "a", progress=False, clips=clips)
     train(tiny_cfg(run={"steps": 3}, **kw), tmp_path / "b", progress=False, clips=clips)
-    train(
-        tiny_cfg(run={"steps": 6}, **kw), tmp_path / "b", progress=False, clips=clips, resume=True
-    )
+    train(tiny_cfg(run={"steps": 6}, **kw), tmp_path / "b", progress=False, clips=clips, resume=True)
     from cmaudio.checkpoint import load_state
 
     sa, sb = load_state(tmp_path / "a" / "state.pt"), load_state(tmp_path / "b" / "state.pt")
@@ -764,8 +748,12 @@ def test_warm_start_loads_the_generator_and_refuses_another_net(tmp_path):
         train(tiny_cfg(run=init, net={"dim": 24}), tmp_path / "d", progress=False, clips=clips)
     assert_one_line(exc, "run.init", "differs")
     with pytest.raises(TrainingError) as exc:
-        train(tiny_cfg(run={"steps": 1, "init": str(tmp_path / "nope.safetensors")}), tmp_path / "e",
-              progress=False, clips=clips)
+        train(
+            tiny_cfg(run={"steps": 1, "init": str(tmp_path / "nope.safetensors")}),
+            tmp_path / "e",
+            progress=False,
+            clips=clips,
+        )
     assert_one_line(exc, "run.init", "nope.safetensors")
 
 
@@ -900,9 +888,7 @@ def test_pesq(tone):
 
 def test_copy_synthesis_report(tone):
     wavs = torch.from_numpy(np.stack([tone(440.0), tone(660.0)]))
-    m = evaluate_copy_synthesis(
-        GriffinLim(n_iter=8), wavs, MelConfig(), batch_size=1, with_pesq=False
-    )
+    m = evaluate_copy_synthesis(GriffinLim(n_iter=8), wavs, MelConfig(), batch_size=1, with_pesq=False)
     assert m["clips"] == 2 and m["x_realtime"] > 0 and m["seconds"] > 0
     assert 0 < m["mel_l1"] < 1 and m["mr_stft"] == pytest.approx(m["sc"] + m["log_mag"])
 
@@ -994,3 +980,24 @@ def test_export_sets_the_refinement_and_keeps_the_weights(tmp_path, capsys):
     assert main(["--mel-refine", "1", "--compare", "griffinlim", "--data", "x"]) == 2
     err = capsys.readouterr().err
     assert "--mel-refine must be >= 0" in err and "--mel-refine and --mel-refine-updates go with --export" in err
+
+
+def test_copy_synthesis_reports_a_64_band_mel_and_the_peak_ratio():
+    """A vocoder that doubles its output: mel-64 L1 grows by ln 2 in every band, and the output
+    peak is twice the input's; the identity-like Griffin-Lim stays near 1."""
+    from cmaudio.spectral import evaluate_copy_synthesis
+
+    t = torch.arange(8000) / 16000
+    wavs = torch.stack([0.5 * torch.sin(2 * math.pi * f * t) for f in (220.0, 440.0)])
+    mel = MelConfig()
+    gl = GriffinLim(mel, n_iter=8)
+
+    class Doubled(torch.nn.Module):
+        def forward(self, logmel):
+            return 2 * gl(logmel)
+
+    plain = evaluate_copy_synthesis(gl, wavs, mel, with_pesq=False)
+    loud = evaluate_copy_synthesis(Doubled(), wavs, mel, with_pesq=False)
+    assert loud["peak_ratio_max"] == pytest.approx(2 * plain["peak_ratio_max"], rel=1e-4)
+    assert loud["peak_ratio_median"] > 1.5 > plain["peak_ratio_median"] > 0.5
+    assert loud["mel64_l1"] > plain["mel64_l1"] + 0.5 and plain["mel64_l1"] >= 0

@@ -18,7 +18,6 @@ import dataclasses
 import hashlib
 import math
 import random
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +31,7 @@ from ..objectives import build_objective
 from ..precond import Denoiser
 from ..schedules import ict_num_levels
 from .distributed import Batches, Dist
-from .harness import NonFiniteGuard, Progress, RunFolder, check_resumable, ema_update, get_rng_state, set_rng_state
+from .harness import RunFolder, check_resumable, ema_update, get_rng_state, run_steps, set_rng_state
 from .samples import default_sigmas, write_samples
 
 __all__ = ["RunResult", "drop_labels", "run"]
@@ -166,11 +165,11 @@ def curriculum(cfg: TrainConfig, step: int, total_steps: int) -> dict:
     """The objective's schedule position at ``step``, for the log."""
     o = cfg.objective
     if o.kind == "ict":
-        return {"N": ict_num_levels(step, total_steps, o.s0, o.s1)}
+        return {"N": ict_num_levels(step, total_steps, o.ict.s0, o.ict.s1)}
     if o.kind == "ect":
-        return {"stage": step // o.ect_stage_steps}
+        return {"stage": step // o.ect.stage_steps}
     if o.kind == "cd":
-        return {"N": o.N}
+        return {"N": o.cd.N}
     return {}
 
 
@@ -263,7 +262,27 @@ class AcousticTrainer:
             )
         set_rng_state(st["rng"][self.d.rank])
 
-    def save(self, elapsed: float, final: bool = False) -> None:
+    def postfix(self, rec: dict) -> dict[str, str]:
+        return {"loss": f"{rec['loss']:.4g}"}
+
+    def summarise(self, window: list[dict], seconds: float, elapsed: float) -> dict:
+        last = window[-1]
+        return {
+            "loss": sum(r["loss"] for r in window) / len(window),
+            "grad_norm": last["grad_norm"],
+            "lr": last["lr"],
+            "examples_per_s": len(window) * self.cfg.run.batch_size / seconds,
+            "bad_steps": self.bad_total,
+            "elapsed_s": round(self.elapsed_before + elapsed, 2),
+            **curriculum(self.cfg, self.step, self.curriculum_steps),
+        }
+
+    def periodic(self, step: int) -> None:
+        if self.d.main:
+            samples = self.folder.path / "samples"
+            write_samples(self.ema, self.mcfg, samples, step, self.cfg.run.sample_steps, self.device)
+
+    def save(self, elapsed: float, snapshot: bool = False, final: bool = False) -> None:
         """model.safetensors (EMA), an optional snapshot and state.pt; collectives on every rank."""
         cfg, d, step = self.cfg, self.d, self.step
         rng_all, pos_all = d.gather(get_rng_state()), d.gather(self.batches.pos)
@@ -273,7 +292,7 @@ class AcousticTrainer:
         run_dir = self.folder.path
         extra = {"name": cfg.name, "objective": cfg.objective.kind}
         save_model(run_dir / "model.safetensors", self.ema, self.mcfg, step, extra=extra)
-        if cfg.run.snapshot_every and (step % cfg.run.snapshot_every == 0 or final):
+        if snapshot or (cfg.run.snapshot_every and final):
             save_model(run_dir / f"model-{step:07d}.safetensors", self.ema, self.mcfg, step)
         save_state(
             self.folder.state_path,
@@ -361,51 +380,15 @@ def run(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, progress
 
 
 def fit(cfg: TrainConfig, folder: RunFolder, d: Dist, progress: bool) -> RunResult:
-    """The loop: a step, the guard, the log every log_every, files every save_every, samples."""
+    """Build the trainer and run the harness's loop; the summary line at the end."""
     trainer = AcousticTrainer(cfg, folder, d)
     folder.open(cfg, trainer.step)
-    guard = NonFiniteGuard(cfg.run.max_bad_steps, trainer.bad_total)
-    bar = Progress(cfg.name, cfg.run.steps, trainer.step, d.main and progress)
-    window, t_window = [], time.perf_counter()
     trainer.model.train()
-    try:
-        while trainer.step < cfg.run.steps:
-            rec = trainer.train_step()
-            if rec is None:
-                trainer.bad_total += 1
-                guard.bad(trainer.step, folder.path / "model.safetensors")
-                continue
-            guard.ok()
-            step = trainer.step
-            window.append(rec["loss"])
-            bar.update(loss=f"{rec['loss']:.4g}")
-            if step % cfg.run.log_every == 0 or step == cfg.run.steps:
-                now = time.perf_counter()
-                folder.log(
-                    {
-                        "step": step,
-                        "loss": sum(window) / len(window),
-                        "grad_norm": rec["grad_norm"],
-                        "lr": rec["lr"],
-                        "examples_per_s": len(window) * cfg.run.batch_size / (now - t_window),
-                        "bad_steps": trainer.bad_total,
-                        "elapsed_s": round(trainer.elapsed_before + bar.seconds, 2),
-                        **curriculum(cfg, step, trainer.curriculum_steps),
-                    }
-                )
-                window, t_window = [], now
-            snap = cfg.run.snapshot_every and step % cfg.run.snapshot_every == 0
-            if step % cfg.run.save_every == 0 or step == cfg.run.steps or snap:
-                trainer.save(bar.seconds, final=step == cfg.run.steps)
-            if d.main and cfg.run.sample_every and (step % cfg.run.sample_every == 0 or step == cfg.run.steps):
-                write_samples(
-                    trainer.ema, trainer.mcfg, folder.path / "samples", step, cfg.run.sample_steps, trainer.device
-                )
-    finally:
-        bar.close()
+    last_good = folder.path / "model.safetensors"
+    bar = run_steps(trainer, cfg.run, folder, name=cfg.name, show=d.main and progress, last_good=last_good)
     done, seconds = trainer.step - bar.start_step, bar.seconds
     eps = done * cfg.run.batch_size / max(seconds, 1e-9)
-    result = RunResult(trainer.step, seconds, eps, trainer.bad_total, str(folder.path / "model.safetensors"))
+    result = RunResult(trainer.step, seconds, eps, trainer.bad_total, str(last_good))
     if d.main:
         bar.close(
             f"trained {done} steps ({cfg.objective.kind}) in {seconds:.1f} s, {eps:.0f} examples/s on "

@@ -33,7 +33,7 @@ from ..evaluation.classifier import (
     file_sha256,
     save_classifier,
 )
-from ..pipeline import resolve_device
+from .harness import NonFiniteGuard, Progress, RunFolder, resolve_device
 
 __all__ = [
     "AugmentConfig",
@@ -176,14 +176,6 @@ def _lr(cfg: ClassifierRunConfig, step: int, total: int) -> float:
     return cfg.lr * 0.5 * (1 + math.cos(math.pi * t))
 
 
-def _device(name: str) -> torch.device:
-    """cmaudio.pipeline.resolve_device, its error a TrainingError as a training run reports it."""
-    try:
-        return resolve_device(name)
-    except ValueError as exc:
-        raise TrainingError(str(exc)) from None
-
-
 def _load_splits(cfg: ClassifierTrainConfig, progress: bool) -> dict[str, AudioFolder]:
     """The train split, and the valid and test splits where the data set has them (with the
     training set's classes)."""
@@ -194,15 +186,27 @@ def _load_splits(cfg: ClassifierTrainConfig, progress: bool) -> dict[str, AudioF
     splits = {"train": train}
     for split in ("valid", "test"):
         try:
-            splits[split] = AudioFolder.from_config(cfg.data, cfg.mel, split=split, classes=train.classes,
-                                                    progress=progress)
+            splits[split] = AudioFolder.from_config(
+                cfg.data, cfg.mel, split=split, classes=train.classes, progress=progress
+            )
         except DatasetError as exc:
             log.warning("no %s split (%s): its accuracy is not measured", split, exc)
     return splits
 
 
-def _epoch(model: MelClassifier, opt, cfg: ClassifierTrainConfig, train: AudioFolder, g: torch.Generator,
-           device: torch.device, epoch: int, step: int, total: int, bar, log_file) -> tuple[int, dict]:
+def _epoch(
+    model: MelClassifier,
+    opt,
+    cfg: ClassifierTrainConfig,
+    train: AudioFolder,
+    g: torch.Generator,
+    device: torch.device,
+    epoch: int,
+    step: int,
+    total: int,
+    bar: Progress,
+    folder: RunFolder,
+) -> tuple[int, dict]:
     """One pass over the training split; returns (steps so far, the epoch's log record)."""
     model.train()
     mels, labels = train.mels, train.labels[:, 0]
@@ -217,7 +221,8 @@ def _epoch(model: MelClassifier, opt, cfg: ClassifierTrainConfig, train: AudioFo
         logits, _ = model(x)
         loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.run.label_smoothing)
         if not torch.isfinite(loss):
-            raise TrainingError(f"non-finite loss at step {step}; lower run.lr")
+            # A few minutes of training: no checkpoint to go back to, so the first one stops it.
+            NonFiniteGuard(1).bad(step, folder.path / "classifier.safetensors", "Lower run.lr.")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -225,48 +230,47 @@ def _epoch(model: MelClassifier, opt, cfg: ClassifierTrainConfig, train: AudioFo
         seen += len(idx)
         correct += int((logits.argmax(-1) == y).sum())
         loss_sum += float(loss.detach()) * len(idx)
-        if bar:
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.2f}")
+        bar.update(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.2f}")
         if step % cfg.run.log_every == 0:
             lr = opt.param_groups[0]["lr"]
-            rec = {"step": step, "epoch": epoch, "loss": float(loss.detach()), "lr": lr}
-            log_file.write(json.dumps(rec) + "\n")
-    return step, {"step": step, "epoch": epoch, "train_loss": loss_sum / max(seen, 1),
-                  "train_accuracy_augmented": correct / max(seen, 1)}
+            folder.log({"step": step, "epoch": epoch, "loss": float(loss.detach()), "lr": lr})
+    return step, {
+        "step": step,
+        "epoch": epoch,
+        "train_loss": loss_sum / max(seen, 1),
+        "train_accuracy_augmented": correct / max(seen, 1),
+    }
 
 
-def _fit(model: MelClassifier, cfg: ClassifierTrainConfig, splits: dict[str, AudioFolder], log_path: Path,
-         device: torch.device, progress: bool) -> tuple[int, int]:
-    """Every epoch, logged to ``log_path``; ``model`` ends holding the kept epoch's weights, in
+def _fit(
+    model: MelClassifier,
+    cfg: ClassifierTrainConfig,
+    splits: dict[str, AudioFolder],
+    folder: RunFolder,
+    device: torch.device,
+    progress: bool,
+) -> tuple[int, int]:
+    """Every epoch, logged to the run folder's log.jsonl; ``model`` ends holding the kept epoch's weights, in
     eval mode. Returns (kept epoch, optimiser steps)."""
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.run.lr, weight_decay=cfg.run.weight_decay)
     g = torch.Generator().manual_seed(cfg.run.seed + 1)
     total = math.ceil(len(splits["train"].mels) / cfg.run.batch_size) * cfg.run.epochs
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        # disable=None hides the bar when stderr is not a terminal (logs, CI), as data.py does.
-        bar = tqdm(total=total, desc=cfg.name, unit="step", dynamic_ncols=True, file=sys.stderr, disable=None)
+    bar = Progress(cfg.name, total, 0, progress)
     best = (-1.0, 0, None)  # (valid accuracy, epoch, weights)
     step = 0
     try:
-        with open(log_path, "w") as log_file:
-            for epoch in range(1, cfg.run.epochs + 1):
-                step, rec = _epoch(model, opt, cfg, splits["train"], g, device, epoch, step, total, bar, log_file)
-                if "valid" in splits:
-                    v = splits["valid"]
-                    rec["valid_accuracy"] = _accuracy(model, v.mels, v.labels[:, 0], cfg.run.eval_batch_size)
-                log_file.write(json.dumps(rec) + "\n")
-                log_file.flush()
-                # Without a valid split, or without selection on it: the last epoch.
-                score = rec["valid_accuracy"] if cfg.run.select_on_valid and "valid" in splits else float(epoch)
-                if score >= best[0]:  # ties go to the later, longer-trained epoch
-                    best = (score, epoch, copy.deepcopy(model.state_dict()))
+        for epoch in range(1, cfg.run.epochs + 1):
+            step, rec = _epoch(model, opt, cfg, splits["train"], g, device, epoch, step, total, bar, folder)
+            if "valid" in splits:
+                v = splits["valid"]
+                rec["valid_accuracy"] = _accuracy(model, v.mels, v.labels[:, 0], cfg.run.eval_batch_size)
+            folder.log(rec)
+            # Without a valid split, or without selection on it: the last epoch.
+            score = rec["valid_accuracy"] if cfg.run.select_on_valid and "valid" in splits else float(epoch)
+            if score >= best[0]:  # ties go to the later, longer-trained epoch
+                best = (score, epoch, copy.deepcopy(model.state_dict()))
     finally:
-        if bar:
-            bar.close()
+        bar.close()
     model.load_state_dict(best[2])
     model.eval()
     return best[1], step
@@ -279,7 +283,7 @@ def train_classifier(cfg: ClassifierTrainConfig, run_dir: str | os.PathLike, pro
     if out_path.exists():
         raise TrainingError(f"{run_dir} already holds a classifier: choose another --out")
     t0 = time.perf_counter()
-    device = _device(cfg.run.device)
+    device = resolve_device(cfg.run.device)
     splits = _load_splits(cfg, progress)
     train = splits["train"]
     field_name, classes = cfg.data.label_fields[0], train.classes[0]
@@ -288,16 +292,17 @@ def train_classifier(cfg: ClassifierTrainConfig, run_dir: str | os.PathLike, pro
     )
     torch.manual_seed(cfg.run.seed)
     model = MelClassifier(ccfg).to(device)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps(to_dict(cfg), indent=2) + "\n")
-    best_epoch, steps = _fit(model, cfg, splits, run_dir / "log.jsonl", device, progress)
+    folder = RunFolder(run_dir, resume=False)  # a classifier has no state.pt: it never resumes
+    folder.open(cfg, step=0)
+    best_epoch, steps = _fit(model, cfg, splits, folder, device, progress)
     acc = {
         f"{name}_accuracy": _accuracy(model, ds.mels, ds.labels[:, 0], cfg.run.eval_batch_size)
         for name, ds in splits.items()
     }
     seconds = time.perf_counter() - t0
-    save_classifier(out_path, model, extra={"name": cfg.name, "epoch": str(best_epoch),
-                                            **{k: f"{v:.6f}" for k, v in acc.items()}})
+    save_classifier(
+        out_path, model, extra={"name": cfg.name, "epoch": str(best_epoch), **{k: f"{v:.6f}" for k, v in acc.items()}}
+    )
     report = {
         "name": cfg.name,
         "classifier": str(out_path),
@@ -315,8 +320,11 @@ def train_classifier(cfg: ClassifierTrainConfig, run_dir: str | os.PathLike, pro
     }
     (run_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     shown = ", ".join(f"{k.split('_')[0]} {v:.1%}" for k, v in acc.items())
-    print(f"classifier {cfg.name}: accuracy {shown}; best epoch {best_epoch}/{cfg.run.epochs}, "
-          f"{seconds:.0f} s -> {out_path}", file=sys.stderr)
+    print(
+        f"classifier {cfg.name}: accuracy {shown}; best epoch {best_epoch}/{cfg.run.epochs}, "
+        f"{seconds:.0f} s -> {out_path}",
+        file=sys.stderr,
+    )
     return report
 
 
@@ -337,8 +345,9 @@ def main_train(
     run_dir = Path(out) if out else Path("runs") / cfg.name
     if dry_run:
         print(json.dumps(to_dict(cfg), indent=2))
-        print(f"dry run: would train classifier {cfg.name!r} for {cfg.run.epochs} epochs into {run_dir}",
-              file=sys.stderr)
+        print(
+            f"dry run: would train classifier {cfg.name!r} for {cfg.run.epochs} epochs into {run_dir}", file=sys.stderr
+        )
         return 0
     train_classifier(cfg, run_dir, progress=progress)
     return 0

@@ -18,17 +18,20 @@ import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Protocol
 
 import torch
 
 from ..checkpoint import load_state
-from ..config import to_dict
-from ..errors import CheckpointError, TrainingError
+from ..config import from_dict, to_dict
+from ..errors import CheckpointError, ConfigError, TrainingError
 
 __all__ = [
     "NonFiniteGuard",
     "Progress",
     "RunFolder",
+    "Stepper",
+    "run_steps",
     "check_resumable",
     "ema_update",
     "get_rng_state",
@@ -41,7 +44,7 @@ log = logging.getLogger("cmaudio")
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """"auto" (CUDA when present), "cpu" or "cuda" (this process's GPU under torchrun)."""
+    """ "auto" (CUDA when present), "cpu" or "cuda" (this process's GPU under torchrun)."""
     if name not in ("auto", "cpu", "cuda"):
         raise TrainingError(f"unknown device {name!r}: use auto, cpu or cuda")
     if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
@@ -78,6 +81,10 @@ def check_resumable(saved: dict, cfg, path: Path, resumable: Iterable[str]) -> N
     resolved config must equal the saved one, except the ``[run]`` fields named in ``resumable``
     (length, logging and saving frequencies)."""
     now, keep = to_dict(cfg), set(resumable)
+    try:  # read through the config class: older files' moved keys and new defaulted fields compare equal
+        saved = to_dict(from_dict(type(cfg), saved))
+    except ConfigError as exc:
+        raise TrainingError(f"{path}: the saved config cannot be read ({exc})") from None
     for section in now:
         a, b = saved.get(section), now[section]
         if section == "run":
@@ -154,14 +161,14 @@ class NonFiniteGuard:
     """Counts steps skipped for a non-finite loss or gradient; ``max_in_row`` of them in a row
     stop the run with a one-line TrainingError naming the last good file."""
 
-    def __init__(self, max_in_row: int, total: int = 0):
-        self.max_in_row, self.in_row, self.total = max_in_row, 0, total
+    def __init__(self, max_in_row: int):
+        self.max_in_row, self.in_row = max_in_row, 0
 
     def ok(self) -> None:
         self.in_row = 0
 
     def bad(self, step: int, last_good: Path, hint: str = "Lower optim.lr or check the data.") -> None:
-        self.in_row, self.total = self.in_row + 1, self.total + 1
+        self.in_row += 1
         if self.in_row >= self.max_in_row:
             raise TrainingError(
                 f"loss or gradients were non-finite for {self.in_row} steps in a row at step {step}; "
@@ -170,8 +177,8 @@ class NonFiniteGuard:
 
 
 class Progress:
-    """A tqdm bar on stderr (when ``show``), a timer that excludes nothing but what ``pause``
-    brackets, and the closing summary line every trainer prints."""
+    """A tqdm bar on stderr (when ``show``), the run's timer and the closing summary line every
+    trainer prints."""
 
     def __init__(self, name: str, total: int, initial: int, show: bool):
         self.bar = None
@@ -196,3 +203,61 @@ class Progress:
             self.bar = None
         if summary:
             print(summary, file=sys.stderr)
+
+
+class Stepper(Protocol):
+    """What ``run_steps`` drives: a trainer that takes one optimiser step at a time."""
+
+    step: int
+    bad_total: int
+
+    def train_step(self) -> dict | None:
+        """One step; its losses, or None when it was skipped as non-finite."""
+
+    def postfix(self, rec: dict) -> dict[str, str]:
+        """The progress bar's numbers for a step."""
+
+    def summarise(self, window: list[dict], seconds: float, elapsed: float) -> dict:
+        """The log.jsonl record (without "step") of the steps since the last one."""
+
+    def save(self, elapsed: float, snapshot: bool, final: bool) -> None:
+        """Write the run's files (every rank calls it: DDP gathers inside)."""
+
+    def periodic(self, step: int) -> dict | None:
+        """Samples and held-out measures every run.sample_every steps; a log record or None."""
+
+
+def run_steps(trainer: Stepper, run, folder: RunFolder, *, name: str, show: bool, last_good: Path) -> Progress:
+    """The one training loop: a step, the non-finite guard, a log line every run.log_every
+    steps, the files every run.save_every (and run.snapshot_every) steps and at the end, samples
+    every run.sample_every. Returns the closed progress (its start step and seconds) for the
+    trainer's summary line."""
+    guard = NonFiniteGuard(run.max_bad_steps)
+    bar = Progress(name, run.steps, trainer.step, show)
+    window, t_window = [], time.perf_counter()
+    try:
+        while trainer.step < run.steps:
+            rec = trainer.train_step()
+            if rec is None:  # skipped: a NaN never reaches the weights or a saved file
+                trainer.bad_total += 1
+                guard.bad(trainer.step, last_good)
+                continue
+            guard.ok()
+            step = trainer.step
+            window.append(rec)
+            bar.update(**trainer.postfix(rec))
+            if step % run.log_every == 0 or step == run.steps:
+                now = time.perf_counter()
+                folder.log({"step": step, **trainer.summarise(window, now - t_window, bar.seconds)})
+                window, t_window = [], now
+            snapshot = bool(run.snapshot_every) and step % run.snapshot_every == 0
+            if step % run.save_every == 0 or step == run.steps or snapshot:
+                trainer.save(bar.seconds, snapshot, step == run.steps)
+            if run.sample_every and (step % run.sample_every == 0 or step == run.steps):
+                rec = trainer.periodic(step)
+                if rec:
+                    folder.log({"step": step, **rec})
+                t_window = time.perf_counter()  # sampling time is not training speed
+    finally:
+        bar.close()
+    return bar

@@ -10,7 +10,7 @@ import torch
 from ..audio import denormalise, save_audio
 from ..config import ModelConfig
 from ..precond import Denoiser
-from ..sampling import sample_consistency, sample_heun
+from ..sampling import SAMPLERS
 from ..schedules import karras_sigmas
 
 __all__ = ["default_sigmas", "write_samples"]
@@ -38,10 +38,10 @@ def write_samples(ema: Denoiser, mcfg: ModelConfig, out: Path, step: int, steps:
         cond[:, 0] = torch.arange(n, device=device)
     p = mcfg.precond
     if p.kind == "edm":
-        mel = sample_heun(ema, z, karras_sigmas(18, p.sigma_min, p.sigma_max).tolist(), cond)
+        sig = karras_sigmas(18, p.sigma_min, p.sigma_max).tolist()
     else:
         sig = mcfg.sigmas.get(str(steps)) or default_sigmas(p.sigma_max).get(str(steps), [p.sigma_max])
-        mel = sample_consistency(ema, z, sig, cond, sigma_min=p.sigma_min, renoise=renoise)
+    mel = SAMPLERS[p.kind](ema, torch.cat([z[None], renoise]), sig, cond, sigma_min=p.sigma_min)
     logmel = denormalise(mel.float().cpu(), mcfg.stats)
     wav = load_vocoder("griffinlim", mcfg.mel)(logmel)
     names = [mcfg.classes[0][i] if mcfg.classes else str(i) for i in range(n)]

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 
 from ..audio import MelConfig
-from ..errors import UsageError
+from ..errors import VocoderError
 from ..spectral import evaluate_copy_synthesis
 from .base import Vocoder
 from .data import load_clips
@@ -42,42 +42,45 @@ def compare(
     mel = loaded[0].mel_config if loaded else MelConfig()
     for v in loaded[1:]:
         if v.mel_config != mel:
-            raise UsageError(
-                f"vocoders {loaded[0].name!r} and {v.name!r} use different mel front ends"
-            )
+            raise VocoderError(f"vocoders {loaded[0].name!r} and {v.name!r} use different mel front ends")
     baseline = GriffinLim(mel, n_iter=gl_iters)
     baseline.name = f"griffinlim-{gl_iters}"
     rows = []
-    for name, wavs in load_clips(
-        roots, mel, split, seconds=seconds, progress=progress, limit=clips
-    ):
+    for name, wavs in load_clips(roots, mel, split, seconds=seconds, progress=progress, limit=clips):
         for voc in [baseline, *loaded]:
             m = evaluate_copy_synthesis(voc, wavs, mel, batch_size=batch_size)
             rows.append({"data": name, "vocoder": voc.name, **m})
     return rows
 
 
+# (column, row key, format): one table for the printed comparison.
+COLUMNS = (
+    ("MR-STFT", "mr_stft", "{:.4f}"),
+    ("SC", "sc", "{:.4f}"),
+    ("log-mag L1", "log_mag", "{:.4f}"),
+    ("mel L1", "mel_l1", "{:.4f}"),
+    ("mel-64 L1", "mel64_l1", "{:.4f}"),
+    ("PESQ-wb", "pesq_wb", "{:.3f}"),
+    ("peak ratio (median / max)", "peak_ratio_max", None),
+    ("x real time", "x_realtime", "{:.0f}"),
+)
+
+
 def format_table(rows: Sequence[dict]) -> str:
-    """Markdown table of ``compare`` rows (lower is better except PESQ and x-real-time)."""
-    pesq = any("pesq_wb" in r for r in rows)
-    head = "| data | vocoder | clips | MR-STFT | SC | log-mag L1 | mel L1 |" + (
-        " PESQ-wb |" if pesq else ""
-    )
-    head += " x real time |"
+    """Markdown table of ``compare`` rows (lower is better except PESQ and x-real-time; a peak
+    ratio above 1 means the vocoder's output peaks higher than its input)."""
+    cols = [c for c in COLUMNS if any(c[1] in r for r in rows)]
+    head = "| data | vocoder | clips | " + " | ".join(c[0] for c in cols) + " |"
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
-        cells = [
-            r["data"],
-            r["vocoder"],
-            str(r["clips"]),
-            f"{r['mr_stft']:.4f}",
-            f"{r['sc']:.4f}",
-            f"{r['log_mag']:.4f}",
-            f"{r['mel_l1']:.4f}",
-        ]
-        if pesq:
-            cells.append(f"{r['pesq_wb']:.3f}" if "pesq_wb" in r else "-")
-        cells.append(f"{r['x_realtime']:.0f}")
+        cells = [r["data"], r["vocoder"], str(r["clips"])]
+        for _, key, fmt in cols:
+            if key not in r:
+                cells.append("-")
+            elif fmt is None:
+                cells.append(f"{r['peak_ratio_median']:.2f} / {r['peak_ratio_max']:.2f}")
+            else:
+                cells.append(fmt.format(r[key]))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from pathlib import Path
 import torch
 
 from ..audio import MelConfig
-from ..checkpoint import load_strict, write_weights
+from ..checkpoint import load_strict, read_raw_header, write_weights
 from ..errors import CheckpointError, ConfigError, VocoderError
 from .base import DEFAULT_ARCHITECTURE, Vocoder, vocoder_class
 
@@ -91,36 +90,8 @@ def save_vocoder(
 def read_vocoder_header(path: str | os.PathLike) -> VocoderHeader:
     """Validate a vocoder file's header (exists, parses, right format and version, config is a
     JSON table). Every refusal is a one-line CheckpointError naming the file; no weights are read."""
-    from safetensors import safe_open
-
+    meta, config = read_raw_header(path, VOCODER_FORMAT, VOCODER_FORMAT_VERSION, "vocoder")
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such vocoder file")
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            meta = fh.metadata() or {}
-    except Exception as exc:
-        raise CheckpointError(
-            f"{path}: not a cmaudio vocoder file (unreadable safetensors: {first_line(exc)})"
-        ) from None
-    if meta.get("format") != VOCODER_FORMAT:
-        raise CheckpointError(f"{path}: unknown vocoder format {meta.get('format')!r} (expected {VOCODER_FORMAT!r})")
-    raw = meta.get("format_version", "")
-    try:
-        version = int(raw)
-    except ValueError:
-        raise CheckpointError(f"{path}: bad format_version {raw!r}") from None
-    if not 1 <= version <= VOCODER_FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path}: vocoder format version {raw!r} is not supported by this cmaudio "
-            f"(reads 1..{VOCODER_FORMAT_VERSION})"
-        )
-    try:
-        config = json.loads(meta.get("config", ""))
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{path}: bad vocoder config in metadata ({first_line(exc)})") from None
-    if not isinstance(config, dict):
-        raise CheckpointError(f"{path}: bad vocoder config in metadata (not a JSON table)")
     return VocoderHeader(path, meta.get("architecture") or DEFAULT_ARCHITECTURE, config, meta)
 
 
@@ -150,9 +121,7 @@ def build_vocoder(header: VocoderHeader) -> Vocoder:
     return vocoder
 
 
-def load_vocoder_file(
-    path: str | os.PathLike, device: str | torch.device = "cpu", name: str | None = None
-) -> Vocoder:
+def load_vocoder_file(path: str | os.PathLike, device: str | torch.device = "cpu", name: str | None = None) -> Vocoder:
     """Rebuild the vocoder a file describes and load its weights strictly (missing, unexpected,
     mis-shaped or non-finite tensors are one-line CheckpointErrors), in eval mode on ``device``.
     ``name`` overrides the file's recorded name (load_vocoder passes the bundled name or the

@@ -31,7 +31,7 @@ from ..checkpoint import load_weights
 from ..config import to_dict
 from ..errors import CheckpointError, TrainingError
 from ..spectral import mr_stft_loss, multi_resolution_mel_l1
-from ..training_loop import ema_update
+from ..training.harness import ema_update
 from .config import VocoderOptimConfig, VocoderTrainConfig
 from .data import SegmentSampler
 from .discriminators import Discriminators, discriminator_loss, feature_matching_loss, generator_loss

@@ -6,18 +6,12 @@
 
 The pieces live next door: the recipe's dataclasses in config.py, the audio and its random
 segments in data.py, one GAN step (losses, optimisers, EMA, warm start) in gan.py, copy-synthesis
-comparison in compare.py, re-saving a vocoder file in export.py. This module holds what a
-training run does around the steps, kept apart from them:
+comparison in compare.py, re-saving a vocoder file in export.py. The run folder, exact resume,
+the non-finite guard, progress and the loop itself are training.harness's, shared with the
+acoustic trainer; ``VocoderRun`` says what this run logs, saves and samples::
 
-- the run folder, exact resume and logging (``RunFolder``), like the acoustic one
-  (docs/architecture.md section 4)::
-
-      config.json  log.jsonl  samples/  vocoder.safetensors (EMA G)  state.pt (exact resume)
-      vocoder-<step>.safetensors (every run.snapshot_every steps)
-
-- the non-finite guard (``NonFiniteGuard``): a step whose losses or gradients are not finite is
-  skipped and counted; ``run.max_bad_steps`` in a row stop the run;
-- the loop (``train``): logging windows, saving, held-out metrics and samples.
+    config.json  log.jsonl  samples/  vocoder.safetensors (EMA G)  state.pt (exact resume)
+    vocoder-<step>.safetensors (every run.snapshot_every steps)
 
 Everything runs in float32: STFT losses and istft are where reduced precision hurts most.
 """
@@ -35,11 +29,11 @@ from pathlib import Path
 import torch
 
 from ..audio import MelConfig, mel_spectrogram
-from ..checkpoint import load_state, save_state
+from ..checkpoint import save_state
 from ..cli import Parser, main_wrapper
 from ..config import load_config, to_dict
-from ..errors import CheckpointError, TrainingError, UsageError
-from ..training_loop import check_resumable, resolve_device, truncate_log
+from ..errors import TrainingError, UsageError
+from ..training.harness import Progress, RunFolder, check_resumable, resolve_device, run_steps
 from .base import Vocoder
 from .compare import compare, format_table, heldout_metrics
 from .config import RESUMABLE_CHANGES, VocoderRunResult, VocoderTrainConfig
@@ -48,7 +42,7 @@ from .export import export_vocoder
 from .fileformat import save_vocoder
 from .gan import GANTrainer
 
-__all__ = ["NonFiniteGuard", "RunFolder", "train", "write_samples", "main"]
+__all__ = ["VocoderRun", "train", "write_samples", "main"]
 
 log = logging.getLogger("cmaudio")
 
@@ -59,123 +53,67 @@ LOGGED = ("loss_g", "mel", "stft", "loss_d", "loss_adv", "loss_fm", "grad_norm_g
 
 
 # ----------------------------------------------------------------------------------------------
-# Run folder, resume, logging and the non-finite guard (no GAN in here)
+# The run: the harness's folder, resume, guard, progress and loop around the GAN steps
 
 
-class RunFolder:
-    """A vocoder run's folder: where its files are, exact resume from state.pt, log.jsonl."""
+class VocoderRun:
+    """A GANTrainer driven by training.harness.run_steps: what the loop logs, saves and samples."""
 
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.state_path = self.path / "state.pt"
-        self.log_path = self.path / "log.jsonl"
-        self.samples = self.path / "samples"
-        self.vocoder_path = self.path / "vocoder.safetensors"
+    def __init__(self, trainer: GANTrainer, cfg: VocoderTrainConfig, folder: RunFolder, eval_clips):
+        self.trainer, self.cfg, self.folder, self.eval_clips = trainer, cfg, folder, eval_clips
+        self.vocoder_path = folder.path / "vocoder.safetensors"
+        self.last_eval: dict[str, float] = {}
 
-    def refuse_overwrite(self, resume: bool) -> None:
-        if not resume and self.state_path.exists():
-            raise TrainingError(
-                f"{self.path} already holds a run: pass --resume to continue it, or choose another --out"
-            )
+    # the Stepper protocol: step and bad_total are the GAN trainer's own
+    @property
+    def step(self) -> int:
+        return self.trainer.step
 
-    def open(self, trainer: GANTrainer, cfg: VocoderTrainConfig, resume: bool) -> None:
-        """Create the folder; continue exactly from state.pt when resuming (and there is one),
-        else start afresh (warm-started from ``run.init`` if set); write the resolved config."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        self.samples.mkdir(exist_ok=True)
-        if resume and self.state_path.exists():
-            self.resume(trainer, cfg)
-        else:
-            if cfg.run.init:
-                trainer.warm_start(cfg.run.init)
-            self.log_path.unlink(missing_ok=True)
-        (self.path / "config.json").write_text(json.dumps(to_dict(cfg), indent=2) + "\n")
+    @property
+    def bad_total(self) -> int:
+        return self.trainer.bad_total
 
-    def resume(self, trainer: GANTrainer, cfg: VocoderTrainConfig) -> None:
-        try:
-            st = load_state(self.state_path)
-        except CheckpointError as exc:
-            raise TrainingError(str(exc)) from None
-        if st.get("kind") != "vocoder":
-            raise TrainingError(f"{self.state_path}: not a vocoder training state")
-        check_resumable(st["config"], cfg, self.state_path, RESUMABLE_CHANGES)
-        trainer.load(st)
-        truncate_log(self.log_path, trainer.step)
-        for tmp in self.path.glob(".*.tmp"):  # torn writes of a killed run; renamed files are whole
-            tmp.unlink(missing_ok=True)
-        log.info("resuming %s at step %d", self.path, trainer.step)
+    @bad_total.setter
+    def bad_total(self, value: int) -> None:
+        self.trainer.bad_total = value
 
-    def save(self, trainer: GANTrainer, cfg: VocoderTrainConfig, snapshot: bool) -> None:
-        """The EMA generator as vocoder.safetensors (and vocoder-<step> when ``snapshot``), then
-        state.pt: a run killed in between resumes from the previous state, never a newer one."""
-        extra = {"trained_on": ",".join(cfg.data.roots)}
-        save_vocoder(self.vocoder_path, trainer.ema, cfg.name, trainer.step, extra=extra)
-        if snapshot:
-            path = self.path / f"vocoder-{trainer.step:07d}.safetensors"
-            save_vocoder(path, trainer.ema, cfg.name, trainer.step, extra=extra)
-        save_state(self.state_path, trainer.state())
+    def train_step(self) -> dict | None:
+        return self.trainer.train_step()
 
-    def append_log(self, rec: dict) -> None:
-        with open(self.log_path, "a") as fh:
-            fh.write(json.dumps(rec) + "\n")
+    def postfix(self, rec: dict) -> dict[str, str]:
+        return {"mel": f"{rec['mel']:.3f}", "g": f"{rec['loss_g']:.3g}"}
 
-
-class LogWindow:
-    """The steps since the last log line: their mean losses and the training speed."""
-
-    def __init__(self) -> None:
-        self.recs: list[dict] = []
-        self.restart_clock()
-
-    def restart_clock(self) -> None:
-        """Start timing afresh (after an evaluation, whose time is not training speed)."""
-        self.t0 = time.perf_counter()
-
-    def add(self, rec: dict) -> None:
-        self.recs.append(rec)
-
-    def summary(self, step: int, bad_total: int, batch_size: int) -> dict:
-        """The log.jsonl record of this window, which then starts over."""
-        now = time.perf_counter()
-        out: dict = {"step": step}
+    def summarise(self, window: list[dict], seconds: float, elapsed: float) -> dict:
+        out = {}
         for key in LOGGED:
-            vals = [r[key] for r in self.recs if key in r]
+            vals = [r[key] for r in window if key in r]
             if vals:
                 out[key] = sum(vals) / len(vals)
-        last, n = self.recs[-1], len(self.recs)
-        out.update(
-            lr=last["lr"],
-            adversarial=last["adversarial"],
-            bad_steps=bad_total,
-            s_per_step=(now - self.t0) / n,
-            segments_per_s=n * batch_size / (now - self.t0),
-        )
-        self.recs, self.t0 = [], now
-        return out
+        n = len(window)
+        return out | {
+            "lr": window[-1]["lr"],
+            "adversarial": window[-1]["adversarial"],
+            "bad_steps": self.bad_total,
+            "s_per_step": seconds / n,
+            "segments_per_s": n * self.cfg.run.batch_size / seconds,
+        }
 
+    def save(self, elapsed: float, snapshot: bool, final: bool) -> None:
+        """The EMA generator as vocoder.safetensors (and vocoder-<step> when ``snapshot``), then
+        state.pt: a run killed in between resumes from the previous state, never a newer one."""
+        t, cfg = self.trainer, self.cfg
+        extra = {"trained_on": ",".join(cfg.data.roots)}
+        save_vocoder(self.vocoder_path, t.ema, cfg.name, t.step, extra=extra)
+        if snapshot:
+            save_vocoder(self.folder.path / f"vocoder-{t.step:07d}.safetensors", t.ema, cfg.name, t.step, extra=extra)
+        save_state(self.folder.state_path, t.state())
 
-class NonFiniteGuard:
-    """Counts skipped (non-finite) steps; ``limit`` in a row stop the run with a TrainingError."""
-
-    def __init__(self, limit: int, last_good: Path):
-        self.limit, self.last_good, self.in_row = limit, last_good, 0
-
-    def skipped(self, trainer: GANTrainer) -> None:
-        # The update was skipped: a NaN never reaches the weights or a saved file.
-        self.in_row += 1
-        trainer.bad_total += 1
-        if self.in_row >= self.limit:
-            raise TrainingError(
-                f"losses or gradients were non-finite for {self.in_row} steps in a row at step "
-                f"{trainer.step}; stopped (last good vocoder: {self.last_good}). Lower optim.lr."
-            )
-
-    def passed(self) -> None:
-        self.in_row = 0
-
-
-# ----------------------------------------------------------------------------------------------
-# The loop
+    def periodic(self, step: int) -> dict | None:
+        if not self.eval_clips:
+            return None
+        self.last_eval = heldout_metrics(self.trainer.ema, self.eval_clips, self.cfg.mel)
+        write_samples(self.trainer.ema, self.eval_clips, self.cfg.mel, self.folder.path / "samples", step)
+        return {f"eval_{k}": v for k, v in self.last_eval.items()}
 
 
 def train(
@@ -191,8 +129,7 @@ def train(
 
     ``clips`` (wavs [N_i, T] per set) and ``eval_clips`` ((name, wavs) per set) replace loading
     ``cfg.data.roots`` (tests, notebooks); otherwise both come from the roots."""
-    folder = RunFolder(run_dir)
-    folder.refuse_overwrite(resume)
+    folder = RunFolder(run_dir, resume)
     if cfg.run.threads:
         torch.set_num_threads(cfg.run.threads)
     device = resolve_device(cfg.run.device)
@@ -202,8 +139,17 @@ def train(
     seg = cfg.data.segment_frames * cfg.mel.hop_length
     sampler = SegmentSampler(clips, seg, cfg.run.seed, cfg.data.balance, cfg.data.gain_db)
     trainer = GANTrainer(cfg, sampler, device)
-    folder.open(trainer, cfg, resume)
-    return _loop(trainer, cfg, folder, eval_clips, progress)
+    st = folder.saved_state(kind="vocoder")
+    if st is not None:
+        check_resumable(st["config"], cfg, folder.state_path, RESUMABLE_CHANGES)
+        trainer.load(st)
+    elif cfg.run.init:
+        trainer.warm_start(cfg.run.init)
+    folder.open(cfg, trainer.step)
+    run = VocoderRun(trainer, cfg, folder, eval_clips)
+    trainer.gen.train()
+    bar = run_steps(run, cfg.run, folder, name=cfg.name, show=progress, last_good=run.vocoder_path)
+    return _report(run, bar)
 
 
 def _training_audio(
@@ -231,76 +177,18 @@ def _training_audio(
     return clips, list(eval_clips or [])
 
 
-def _loop(
-    trainer: GANTrainer,
-    cfg: VocoderTrainConfig,
-    folder: RunFolder,
-    eval_clips: list[tuple[str, torch.Tensor]],
-    progress: bool,
-) -> VocoderRunResult:
-    run = cfg.run
-    bar = _progress_bar(cfg, trainer.step) if progress else None
-    t_start, start_step = time.perf_counter(), trainer.step
-    window, guard = LogWindow(), NonFiniteGuard(run.max_bad_steps, folder.vocoder_path)
-    last_eval: dict[str, float] = {}
-    trainer.gen.train()
-    try:
-        while trainer.step < run.steps:
-            rec = trainer.train_step()
-            if rec is None:
-                guard.skipped(trainer)
-                continue
-            guard.passed()
-            step = trainer.step
-            window.add(rec)
-            if bar:
-                bar.update(1)
-                bar.set_postfix(mel=f"{rec['mel']:.3f}", g=f"{rec['loss_g']:.3g}")
-            if step % run.log_every == 0 or step == run.steps:
-                folder.append_log(window.summary(step, trainer.bad_total, run.batch_size))
-            snapshot = bool(run.snapshot_every) and step % run.snapshot_every == 0
-            if step % run.save_every == 0 or step == run.steps or snapshot:
-                folder.save(trainer, cfg, snapshot)
-            if run.sample_every and (step % run.sample_every == 0 or step == run.steps) and eval_clips:
-                last_eval = heldout_metrics(trainer.ema, eval_clips, cfg.mel)
-                write_samples(trainer.ema, eval_clips, cfg.mel, folder.samples, step)
-                folder.append_log({"step": step, **{f"eval_{k}": v for k, v in last_eval.items()}})
-                window.restart_clock()  # keep evaluation time out of the speed figures
-    finally:
-        if bar:
-            bar.close()
-    return _report(trainer, cfg, folder, time.perf_counter() - t_start, start_step, last_eval)
-
-
-def _progress_bar(cfg: VocoderTrainConfig, initial: int):
-    from tqdm import tqdm
-
-    return tqdm(
-        total=cfg.run.steps, initial=initial, desc=cfg.name, unit="step", dynamic_ncols=True, file=sys.stderr
-    )
-
-
-def _report(
-    trainer: GANTrainer,
-    cfg: VocoderTrainConfig,
-    folder: RunFolder,
-    seconds: float,
-    start_step: int,
-    last_eval: dict[str, float],
-) -> VocoderRunResult:
+def _report(run: VocoderRun, bar: Progress) -> VocoderRunResult:
     """The run's result, and its one-line summary on stderr."""
-    done = trainer.step - start_step
-    result = VocoderRunResult(
-        trainer.step, seconds, seconds / max(done, 1), trainer.bad_total, str(folder.vocoder_path), last_eval
-    )
+    t, cfg, last_eval = run.trainer, run.cfg, run.last_eval
+    done, seconds = t.step - bar.start_step, bar.seconds
+    result = VocoderRunResult(t.step, seconds, seconds / max(done, 1), t.bad_total, str(run.vocoder_path), last_eval)
     quality = ""
     if last_eval:
         quality = f"; held-out mel L1 {last_eval['mel_l1']:.3f}, MR-STFT {last_eval['mr_stft']:.3f}"
-    print(
+    bar.close(
         f"trained {done} vocoder steps in {seconds:.1f} s ({result.seconds_per_step:.2f} s/step, "
-        f"batch {cfg.run.batch_size} x {cfg.data.segment_frames} frames) on {trainer.device.type}; "
-        f"{trainer.bad_total} skipped steps{quality}; vocoder: {folder.vocoder_path}",
-        file=sys.stderr,
+        f"batch {cfg.run.batch_size} x {cfg.data.segment_frames} frames) on {t.device.type}; "
+        f"{t.bad_total} skipped steps{quality}; vocoder: {run.vocoder_path}"
     )
     return result
 
@@ -378,9 +266,7 @@ def _parser() -> Parser:
         help="data roots: folders (SC09-style) or manifest files",
     )
     g.add_argument("--split", default="test", help="split to score (default: test)")
-    g.add_argument(
-        "--clips", type=int, default=0, help="N clips per root, evenly spaced (default: all)"
-    )
+    g.add_argument("--clips", type=int, default=0, help="N clips per root, evenly spaced (default: all)")
     g.add_argument("--seconds", type=float, default=1.0, help="clip length (default: 1.0)")
     g.add_argument("--gl-iters", type=int, default=32, help="Griffin-Lim iterations (default: 32)")
     g.add_argument("--json", default=None, help="also write the rows as JSON here")
@@ -454,8 +340,7 @@ def _compare_command(args) -> int:
     )
     print(format_table(rows))
     print(
-        f"\n{time.perf_counter() - t0:.1f} s wall, {torch.get_num_threads()} torch thread(s), "
-        f"split {args.split}",
+        f"\n{time.perf_counter() - t0:.1f} s wall, {torch.get_num_threads()} torch thread(s), split {args.split}",
         file=sys.stderr,
     )
     if args.json:

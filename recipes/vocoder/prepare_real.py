@@ -27,8 +27,9 @@ whose peak is below SILENT are dropped. FSDD is 8 kHz: resampled to 16 kHz it ha
 
 Layout: OUT/<source>/<group>/<k>.wav; one manifest per source, OUT/<source>.jsonl, and one per
 domain, OUT/<domain>.jsonl (rows: path, split, source, group, domain), so a training root is a
-domain or a single source (leave one out to rehearse generalisation); OUT/summary.json counts
-clips and seconds per source and split.
+domain or a single source (leave one out to rehearse generalisation); one per held-out group,
+OUT/heldout-<source>-<group>.jsonl (per-speaker scores); OUT/summary.json counts clips and
+seconds per source and split.
 
     python recipes/vocoder/prepare_real.py --out data/real
     python recipes/vocoder/prepare_real.py --out /tmp/real_tiny --tiny   # a few files per source
@@ -292,6 +293,12 @@ def build(out: Path, args: argparse.Namespace) -> dict:
             f"{stats['test']['clips']} test clips (held out: {', '.join(stats['test']['groups'])})"
         )
     for name, rs in rows.items():
+        (out / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rs))
+    # One manifest per held-out group (a speaker, a track): per-speaker scores with --compare.
+    held: dict[str, list[dict]] = defaultdict(list)
+    for r in (r for src in SOURCES for r in rows.get(src.name, []) if r["split"] == "test"):
+        held[f"heldout-{r['source']}-{r['group']}".replace(" ", "_")].append(r)
+    for name, rs in held.items():
         (out / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rs))
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     return summary
