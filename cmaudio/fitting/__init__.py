@@ -1,0 +1,192 @@
+"""Your own sounds: a folder of recordings to a fast consistency model in one call.
+
+    from cmaudio.fitting import FitOptions, fit
+    fit(FitOptions(data="my_sounds", out="runs/mine", labels="filename", minutes=30))
+
+What it does (python -m cmaudio.fit is the command line): find the files and their labels
+(corpus.py), cut them into clips of one length, hold out a slice by file, turn the time budget
+into a step plan (plan.py), then train an EDM teacher, distil a (guided) consistency student,
+choose its 2- and 4-step sigmas on the held-out slice, export RUN/model.safetensors and
+evaluate it (stages.py). Every stage resumes where a killed run stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .corpus import Clips, assign_splits, cut_clips, find_sources, write_corpus
+from .plan import MIN_CLIPS, MIN_STEPS, SAFETY, SHARES, FitError, FitOptions, Plan, fingerprint, probe_seconds
+from .stages import STAGES, Stages
+
+__all__ = ["FitError", "FitOptions", "FitResult", "fit"]
+
+
+@dataclass
+class FitResult:
+    model: Path | None  # RUN/model.safetensors (None for a dry run)
+    plan: Plan
+    already_done: bool = False
+
+
+def say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def check_out(out: Path) -> Path | None:
+    """RUN/plan.json of a fit to continue, or None for a new one; a folder holding anything else
+    is refused."""
+    plan = out / "plan.json"
+    if plan.is_file():
+        return plan
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise FitError(f"{out} already holds something that is not a fit: choose a new --out")
+    return None
+
+
+def describe(clips: Clips, splits: list[str], mode: str, seconds: float, why: str) -> None:
+    """The labels and clip counts found, before anything is trained."""
+    files = len(set(clips.files))
+    say(f"found {files} usable files -> {len(clips.labels)} clips of {seconds:g} s ({why})")
+    if clips.skipped:
+        say("skipped files: " + ", ".join(f"{n} {reason}" for reason, n in clips.skipped.most_common()))
+    per_split = Counter(splits)
+    say(
+        f"splits: {per_split['train']} train, {per_split['valid']} valid, {per_split['test']} test clips "
+        "(held out by file)"
+    )
+    if mode != "none":
+        counts = Counter(str(lb) for lb in clips.labels)
+        shown = ", ".join(f"{lb}: {n}" for lb, n in sorted(counts.items())[:30])
+        say(f"labels ({mode}, {len(counts)}): {shown}{' ...' if len(counts) > 30 else ''}")
+    else:
+        say("labels: none (an unconditional model)")
+
+
+def validate(clips: Clips, mode: str, data: Path) -> None:
+    if len(clips.labels) < MIN_CLIPS:
+        extra = f" ({sum(clips.skipped.values())} files unusable)" if clips.skipped else ""
+        raise FitError(f"{data}: {len(clips.labels)} usable clips{extra}; a fit needs at least {MIN_CLIPS}")
+    if mode != "none":
+        labels = {str(lb) for lb in clips.labels}
+        if len(labels) < 2:
+            raise FitError(
+                f"{data}: only one label ({labels.pop()}) found with --labels {mode}; "
+                "use --labels none for an unconditional model"
+            )
+
+
+def make_plan(options: FitOptions, fp: str, data: Path, info: dict, t_start: float) -> Plan:
+    """Measure a training step of the teacher and of the student here, and share what is left of
+    the budget after reading the data and this probe."""
+    draft = Plan(
+        fp, asdict(options), info["seconds"], info["why"], info["labels"], info["clips"], info["skipped"], {}, {}, {}
+    )
+    with tempfile.TemporaryDirectory(prefix="cmaudio-probe-") as tmp, contextlib.redirect_stderr(io.StringIO()):
+        stages = Stages(Path(tmp), draft, options, progress=False, data=data)
+        t_teacher = probe_seconds(lambda: probe_step(stages, "teacher"))
+        t_student = probe_seconds(lambda: probe_step(stages, "student"))
+    prep = time.perf_counter() - t_start
+    budget = max(0.0, options.minutes * 60 - prep)
+    draft.budget_seconds = {"data": prep, **{k: v * budget for k, v in SHARES.items()}}
+    draft.seconds_per_step = {"teacher": t_teacher, "student": t_student}
+    draft.steps = {
+        "teacher": max(MIN_STEPS, int(SAFETY * draft.budget_seconds["teacher"] / t_teacher)),
+        "student": max(MIN_STEPS, int(SAFETY * draft.budget_seconds["student"] / t_student)),
+    }
+    return draft
+
+
+def probe_step(stages: Stages, stage: str) -> None:
+    """One call: a fresh 1-step training run of ``stage`` in the probe folder (data loading and a
+    save included: the probe errs on the slow side)."""
+    from ..training import run
+
+    teacher = None
+    if stage == "student":
+        teacher = stages.out / "t0" / "model.safetensors"
+        if not teacher.exists():
+            run(stages.train_config("teacher", 1), stages.out / "t0", progress=False)
+    run(stages.train_config(stage, 1, teacher), stages.out / f"{stage}-{time.perf_counter_ns()}", progress=False)
+
+
+def prepare(options: FitOptions, out: Path, fp: str, sources, mode: str, dry_run: bool) -> Plan:
+    """Read and cut the clips, describe them, write RUN/data (a temporary folder for a dry run,
+    removed after) and make the plan."""
+    t0 = time.perf_counter()
+    clips, seconds, why = cut_clips(sources, options.seconds)
+    splits = assign_splits(clips, seed=options.seed)
+    describe(clips, splits, mode, seconds, why)
+    validate(clips, mode, Path(options.data))
+    labels = sorted({str(lb) for lb in clips.labels}) if mode != "none" else []
+    info = {
+        "seconds": seconds,
+        "why": why,
+        "labels": labels,
+        "clips": dict(Counter(splits)),
+        "skipped": dict(clips.skipped),
+    }
+    if dry_run:
+        with tempfile.TemporaryDirectory(prefix="cmaudio-fit-") as tmp:
+            write_corpus(clips, splits, Path(tmp))
+            return make_plan(options, fp, Path(tmp), info, t0)
+    write_corpus(clips, splits, out / "data")
+    return make_plan(options, fp, out / "data", info, t0)
+
+
+def fit(options: FitOptions, *, dry_run: bool = False, progress: bool = True) -> FitResult:
+    """Run (or continue) the fit ``options`` describes; see the module docstring."""
+    out, data = Path(options.out), Path(options.data)
+    plan_path = check_out(out)
+    sources, mode = find_sources(data, options.labels, options.manifest, options.label_pattern)
+    fp = fingerprint([s.path for s in sources], options)
+    if plan_path is not None:
+        plan = Plan.load(plan_path)
+        if plan.fingerprint != fp:
+            raise FitError(f"{out} holds a fit of other data or flags: give a new --out (or the same command)")
+        if all((out / "done" / s).is_file() for s in STAGES):
+            say(f"{out}: this fit is complete; model: {out / 'model.safetensors'}")
+            return FitResult(out / "model.safetensors", plan, already_done=True)
+        say(f"{out}: continuing the fit started {plan.created}")
+    else:
+        plan = prepare(options, out, fp, sources, mode, dry_run)
+        if not dry_run:
+            plan.save(out / "plan.json")
+    say(plan.summary())
+    if dry_run:
+        return FitResult(None, plan)
+    model = Stages(out, plan, options, progress).run()
+    say(closing(out, plan, model))
+    return FitResult(model, plan)
+
+
+def closing(out: Path, plan: Plan, model: Path) -> str:
+    """The last lines: the held-out quality, the time against the budget, the commands to use it."""
+    spent = plan.budget_seconds.get("data", 0.0) + sum(
+        json.loads((out / "done" / s).read_text())["seconds"] for s in STAGES if (out / "done" / s).is_file()
+    )
+    lines = []
+    report = out / "eval" / "report.json"
+    if report.is_file():
+        rows = json.loads(report.read_text()).get("rows", [])
+        fds = [
+            f"{r['setting']}: {r['metrics']['logmel_fd']:.1f}"
+            for r in rows
+            if r.get("group") == "model" and "logmel_fd" in r.get("metrics", {})
+        ]
+        if fds:
+            lines.append("held-out log-mel FD (lower is better): " + ", ".join(fds) + f"  ({out / 'eval'})")
+    label = f" --label {plan.labels[0]}" if plan.labels else ""
+    lines += [
+        f"done in {spent / 60:.1f} min of a {plan.options['minutes']:g} min budget: {model}",
+        f"  python -m cmaudio.generate --model {model}{label}",
+        f"  python demo/app.py --model {model}",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,155 @@
+"""The fit's options, and its plan: the time budget turned into training steps once, at the start.
+
+The plan is written to RUN/plan.json with a fingerprint of the data (file names, sizes, times)
+and the options, so that running the same command again continues the same plan (reproducible:
+the steps are not re-measured) and another folder or other flags are refused.
+
+Budget: --minutes covers everything after the plan is made. The data preparation's measured time
+is taken off first; the rest is shared by SHARES. Each training stage's steps are its share over
+the seconds one step took in a short probe on this machine (PROBE_STEPS timed steps of the real
+network and batch), less SAFETY so that the whole run stays within its budget.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..errors import DatasetError
+from .corpus import LABEL_MODES
+
+__all__ = ["MIN_STEPS", "SHARES", "FitError", "FitOptions", "Plan", "fingerprint", "net_overrides", "probe_seconds"]
+
+# Shares of the budget left after data preparation (sigma search and evaluation are bounded by
+# their clip counts; their shares are what those counts take on 2 CPU cores).
+SHARES = {"teacher": 0.55, "student": 0.27, "sigmas": 0.08, "evaluate": 0.06}
+SAFETY = 0.9  # steps are planned for 90% of a stage's share: a probe is a few steps
+PROBE_STEPS = 3
+BATCH = 32
+MIN_CLIPS = 20
+MIN_STEPS = 5
+DEFAULT_MINUTES = 30.0
+SMALL_MINUTES = 5.0
+
+
+class FitError(DatasetError):
+    """A fit that cannot start or continue as asked; one line, exit status 2."""
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """The flags of ``python -m cmaudio.fit`` (docs: cmaudio/fit.py)."""
+
+    data: str
+    out: str
+    labels: str = "auto"
+    manifest: str = ""
+    label_pattern: str = ""
+    minutes: float = DEFAULT_MINUTES
+    seconds: float | None = None
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.labels not in LABEL_MODES:
+            raise FitError(f"--labels must be one of {', '.join(LABEL_MODES)}, got {self.labels!r}")
+        if self.label_pattern and self.labels not in ("filename", "auto"):
+            raise FitError("--label-pattern goes with --labels filename")
+        if not 0.2 <= self.minutes <= 24 * 60:
+            raise FitError(f"--minutes must be between 0.2 and 1440, got {self.minutes:g}")
+        if self.seconds is not None and not 0.25 <= self.seconds <= 10:
+            raise FitError(f"--seconds must be between 0.25 and 10, got {self.seconds:g}")
+        if self.label_pattern:
+            import re
+
+            try:
+                rx = re.compile(self.label_pattern)
+            except re.error as exc:
+                raise FitError(f"--label-pattern {self.label_pattern!r}: {exc}") from None
+            if rx.groups > 1:
+                raise FitError("--label-pattern: give at most one group (the label)")
+
+
+def fingerprint(files: list[Path], options: FitOptions) -> str:
+    """A digest of the data (names, sizes, modification times) and of the options that shape the
+    result (not --out)."""
+    h = hashlib.sha256()
+    for p in sorted(files):
+        st = p.stat()
+        h.update(f"{p}\0{st.st_size}\0{int(st.st_mtime)}\n".encode())
+    opts = {k: v for k, v in asdict(options).items() if k != "out"}
+    h.update(json.dumps(opts, sort_keys=True).encode())
+    return h.hexdigest()[:16]
+
+
+@dataclass
+class Plan:
+    """RUN/plan.json: what the run will do, fixed when it starts."""
+
+    fingerprint: str
+    options: dict
+    clip_seconds: float
+    clip_reason: str
+    labels: list[str]  # empty: unconditional
+    clips: dict[str, int]  # per split
+    skipped: dict[str, int]
+    budget_seconds: dict[str, float]  # per stage
+    seconds_per_step: dict[str, float]  # measured by the probe
+    steps: dict[str, int]  # per training stage
+    machine: str = field(default_factory=lambda: f"{platform.machine()}, {torch.get_num_threads()} threads")
+    created: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%S"))
+
+    def save(self, path: Path) -> None:
+        from ..files import atomic_write
+
+        atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(asdict(self), indent=2) + "\n"))
+
+    @classmethod
+    def load(cls, path: Path) -> Plan:
+        try:
+            return cls(**json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError) as exc:
+            raise FitError(f"{path}: not a fit plan ({exc})") from None
+
+    def summary(self) -> str:
+        mins = {k: f"{v / 60:.1f}" for k, v in self.budget_seconds.items()}
+        return (
+            f"plan: {self.clips.get('train', 0)} training clips of {self.clip_seconds:g} s; teacher "
+            f"{self.steps['teacher']} steps ({mins['teacher']} min), student {self.steps['student']} steps "
+            f"({mins['student']} min), sigma search {mins['sigmas']} min, evaluation {mins['evaluate']} min"
+        )
+
+
+def net_overrides(labelled: bool, minutes: float) -> list[str]:
+    """The network of a fit: the digits recipe's teacher (3.5 M parameters), or for budgets under
+    SMALL_MINUTES a small one (a budget that short cannot train the large one: a few hundred steps
+    of a 3.5 M net give noise); label dropout when labelled, so the student can distil the guided
+    teacher."""
+    if minutes < SMALL_MINUTES:
+        net = ["net.channels=32", "net.channel_mult=[1, 2]", "net.num_blocks=1", "net.attention=false"]
+    else:
+        net = [
+            "net.channels=64",
+            "net.channel_mult=[1, 2, 2]",
+            "net.num_blocks=2",
+            "net.attention=true",
+            "net.attn_heads=4",
+        ]
+    return ["net.arch='unet1d'", *net, *(["net.label_dropout=0.1"] if labelled else [])]
+
+
+def probe_seconds(step_fn, steps: int = PROBE_STEPS) -> float:
+    """Median seconds of ``steps`` calls of ``step_fn`` after one warm-up call."""
+    step_fn()
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        step_fn()
+        times.append(time.perf_counter() - t0)
+    return sorted(times)[len(times) // 2]

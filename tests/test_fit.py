@@ -1,0 +1,163 @@
+"""python -m cmaudio.fit: a folder of recordings to a model, on tiny fixture folders written here.
+
+The full runs use budgets of a fraction of a minute (a small network, tens of steps): they check
+the stages, the files, resume and refusals, not quality."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from cmaudio.fit import main as fit_main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def chirp(freq: float, seconds: float, sr: int) -> np.ndarray:
+    t = np.arange(int(seconds * sr)) / sr
+    return (0.5 * np.sin(2 * np.pi * freq * (1 + 0.3 * t) * t) * np.hanning(len(t))).astype(np.float32)
+
+
+def folder_set(root: Path, labels=("low", "high"), per_label=15) -> Path:
+    """per_label short recordings per label in sub-folders, at three sample rates, one stereo."""
+    for j, label in enumerate(labels):
+        for k in range(per_label):
+            sr = (16000, 22050, 44100)[k % 3]
+            x = chirp(220 * (j + 1) * (1 + 0.02 * k), 0.3 + 0.02 * k, sr)
+            (root / label).mkdir(parents=True, exist_ok=True)
+            sf.write(root / label / f"{label}_{k}.wav", np.stack([x, x], 1) if k == 0 else x, sr)
+    return root
+
+
+def listing(root: Path) -> dict[str, float]:
+    return {str(p.relative_to(root)): p.stat().st_mtime for p in root.rglob("*")}
+
+
+def run_fit(*args) -> int:
+    return fit_main([*map(str, args), "--no-progress"])
+
+
+def test_fit_sub_folders_end_to_end(tmp_path, capsys):
+    data = folder_set(tmp_path / "data")
+    before = listing(data)
+    out = tmp_path / "run"
+    assert run_fit(data, "--out", out, "--minutes", "0.3") == 0
+    err = capsys.readouterr().err
+    assert "labels (folders, 2): high: 15, low: 15" in err and "python -m cmaudio.generate --model" in err
+    assert {"plan.json", "model.safetensors", "eval", "done", "data"} <= {p.name for p in out.iterdir()}
+    plan = json.loads((out / "plan.json").read_text())
+    assert plan["labels"] == ["high", "low"] and plan["steps"]["teacher"] >= 5
+    assert (out / "eval" / "report.md").is_file() and (out / "eval" / "spectrograms.png").is_file()
+    assert listing(data) == before  # nothing written outside --out
+
+    from cmaudio.checkpoint import load_model
+    from cmaudio.generate import main as generate
+
+    mf = load_model(out / "model.safetensors")
+    assert mf.config.classes == (("high", "low"),) and {"2", "4"} <= set(mf.config.sigmas)
+    assert (
+        generate(
+            ["--model", str(out / "model.safetensors"), "--label", "high", "--out", str(tmp_path / "g"), "--quiet"]
+        )
+        == 0
+    )
+    # the same command again: complete; other flags: refused, and nothing changes
+    assert run_fit(data, "--out", out, "--minutes", "0.3") == 0
+    assert "this fit is complete" in capsys.readouterr().err
+    assert run_fit(data, "--out", out, "--minutes", "0.4") == 2
+    assert "holds a fit of other data or flags" in capsys.readouterr().err
+
+
+def test_labels_from_file_names_and_patterns(tmp_path, capsys):
+    data = tmp_path / "digits"
+    data.mkdir()
+    for d in range(3):
+        for k in range(8):
+            sf.write(data / f"{d}_speaker_{k}.wav", chirp(300 + 100 * d, 0.4, 8000), 8000)
+    out = tmp_path / "run"
+    assert run_fit(data, "--out", out, "--labels", "filename", "--dry-run") == 0
+    err = capsys.readouterr().err
+    assert "labels (filename, 3): 0: 8, 1: 8, 2: 8" in err and "plan: " in err
+    assert not out.exists()  # a dry run writes nothing
+    assert run_fit(data, "--out", out, "--labels", "filename", "--label-pattern", r"_(\w+)_", "--dry-run") == 2
+    assert "only one label (speaker)" in capsys.readouterr().err
+    assert run_fit(data, "--out", out, "--labels", "filename", "--label-pattern", "^x(\\d)", "--dry-run") == 2
+    assert "matches no file name" in capsys.readouterr().err
+
+
+def test_no_labels_and_a_long_recording(tmp_path, capsys):
+    """A flat folder is unconditional; a two-hour recording (tones between long silences, FLAC) is
+    cut into windows, the silent ones dropped, and its last stretch held out."""
+    data = tmp_path / "field"
+    data.mkdir()
+    sr = 8000
+    with sf.SoundFile(data / "two_hours.flac", "w", sr, 1, "PCM_16") as fh:
+        for minute in range(120):
+            block = np.zeros(60 * sr, np.float32)
+            block[: 20 * sr] = np.tile(chirp(200 + minute, 1.0, sr), 20)
+            fh.write(block)
+    assert run_fit(data, "--out", tmp_path / "run", "--seconds", "2", "--dry-run") == 0
+    err = capsys.readouterr().err
+    assert "labels: none" in err
+    assert "found 1 usable files -> 1200 clips of 2 s (set by --seconds)" in err
+
+
+@pytest.mark.parametrize(
+    "make, needle",
+    [
+        (lambda d: None, "no audio files found"),
+        (lambda d: [(d / f"x{i}.wav").write_bytes(b"RIFF junk") for i in range(25)], "0 usable clips (25 files"),
+        (lambda d: folder_set(d, labels=("only",), per_label=25), "only one label (only)"),
+        (lambda d: [sf.write(d / f"{i}_a.wav", chirp(300, 0.5, 16000), 16000) for i in range(5)], "5 usable clips"),
+    ],
+    ids=["empty", "corrupt", "one-label", "five-files"],
+)
+def test_bad_folders_are_one_line_errors(tmp_path, capsys, make, needle):
+    data = tmp_path / "data"
+    data.mkdir()
+    make(data)
+    labels = "folders" if "one label" in needle else "auto"
+    assert run_fit(data, "--out", tmp_path / "run", "--labels", labels) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert needle in err[-1] and err[-1].startswith("cmaudio.fit: error:")
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_out_folder_with_something_else_is_refused(tmp_path, capsys):
+    data = folder_set(tmp_path / "data")
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert run_fit(data, "--out", out) == 2
+    assert "already holds something that is not a fit" in capsys.readouterr().err
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+
+
+def test_a_killed_fit_continues_where_it_stopped(tmp_path):
+    data = folder_set(tmp_path / "data")
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "cmaudio.fit", str(data), "--out", str(out), "--minutes", "0.4", "--no-progress"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (out / "teacher" / "state.pt").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert (out / "plan.json").is_file() and not (out / "done" / "student").exists()
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "continuing the fit started" in done.stderr and (out / "model.safetensors").is_file()
+    plan = json.loads((out / "plan.json").read_text())
+    from cmaudio.checkpoint import load_model
+
+    assert load_model(out / "teacher" / "model.safetensors").step == plan["steps"]["teacher"]
