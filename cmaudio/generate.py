@@ -9,6 +9,7 @@ import json
 import os
 import sys
 import tempfile
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -135,6 +136,7 @@ def _body(argv: Sequence[str] | None) -> int:
         "model": pipe.name,
         "model_step": pipe.step,
         "vocoder": pipe.vocoder.name,
+        "vocoder_version": pipe.vocoder.version or pipe.vocoder.name,
         "device": str(pipe.device),
         "sample_rate": result.sample_rate,
         "files": files,
@@ -145,6 +147,13 @@ def _body(argv: Sequence[str] | None) -> int:
     from .files import atomic_write
 
     atomic_write(out / "manifest.json", lambda tmp: Path(tmp).write_text(json.dumps(manifest, indent=2) + "\n"))
+    flagged = Counter(name for f in files for name in f["flags"])
+    if flagged:
+        shown = ", ".join(f"{n} {name}" for name, n in flagged.most_common())
+        n_bad = sum(bool(f["flags"]) for f in files)
+        print(
+            f"{n_bad} of {len(files)} clips flagged ({shown}): see 'flags' in {out / 'manifest.json'}", file=sys.stderr
+        )
     print(
         f"wrote {len(files)} clips ({result.audio_seconds:.1f} s of audio) to {out} in {wall:.2f} s, "
         f"{manifest['x_realtime']:.1f}x real time, {len(sig)} steps, vocoder {pipe.vocoder.name}",

@@ -14,14 +14,15 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from .audio import denormalise, load_audio, mel_spectrogram, normalise, num_frames
+from .audio import denormalise, num_frames
 from .checkpoint import CheckpointError, ModelFile, load_model
 from .config import ModelConfig
+from .editing import render_long
+from .output import GenerationOutput
 from .sampling import SAMPLERS, Sampler, check_sigmas
 from .schedules import karras_sigmas
 
@@ -79,23 +80,6 @@ def limit_peaks(wav: torch.Tensor, ceiling: float = PEAK_CEILING) -> tuple[torch
     peak = wav.abs().amax(-1, keepdim=True)
     wav = torch.where(peak.double() > ceiling, wav * (ceiling / peak.clamp_min(1e-12)), wav)
     return wav, [float(20 * math.log10(g)) for g in gain.flatten().tolist()]
-
-
-@dataclass
-class GenerationOutput:
-    waveforms: torch.Tensor  # [B, T] float32
-    mels: torch.Tensor  # [B, n_mels, frames], normalised (model space)
-    sample_rate: int
-    metadata: list[dict] = field(default_factory=list)  # per sample: seed, label, sigmas, model, vocoder
-    seconds: float = 0.0  # wall time of the call
-
-    @property
-    def audio_seconds(self) -> float:
-        return self.waveforms.shape[0] * self.waveforms.shape[-1] / self.sample_rate
-
-    @property
-    def x_realtime(self) -> float:
-        return self.audio_seconds / max(self.seconds, 1e-9)
 
 
 class Pipeline:
@@ -175,12 +159,22 @@ class Pipeline:
             out[k] = names.index(part)
         return out
 
-    def sigmas_for(self, steps: int | None = None, sigmas: Sequence[float] | None = None) -> list[float]:
+    def sigmas_for(
+        self, steps: int | None = None, sigmas: Sequence[float] | None = None, from_noise: bool = True
+    ) -> list[float]:
         """The sampler's sigma list: given explicitly, else the model file's recommendation for
         ``steps``, else a Karras grid. For an EDM teacher, the Heun grid of ``steps`` levels."""
         p = self.config.precond
         if sigmas is not None:
-            return check_sigmas(sigmas, p.sigma_min, p.sigma_max)
+            sig = check_sigmas(sigmas, p.sigma_min, p.sigma_max)
+            # Generation starts from pure noise (Song et al. 2023, Algorithm 1): at sigma_max.
+            # A list starting lower would begin from noise * sigmas[0] with no data term.
+            if from_noise and self.is_consistency and sig[0] < p.sigma_max * (1 - 1e-6):
+                raise ValueError(
+                    f"a sigma list for generation starts at sigma_max ({p.sigma_max:g}), got "
+                    f"{', '.join(f'{x:g}' for x in sig)}; variation is the edit that starts lower"
+                )
+            return sig
         steps = 2 if steps is None else int(steps)
         limit = MAX_STEPS if self.is_consistency else MAX_HEUN_STEPS
         if not 1 <= steps <= limit:
@@ -230,7 +224,20 @@ class Pipeline:
             return None
         return torch.tensor([self.parse_label(lb) for lb in labels], dtype=torch.long, device=self.device)
 
-    def _meta(self, seed, label, sigmas) -> dict:
+    def flags(self, wav: torch.Tensor, labels: Sequence[str | None]) -> list[list[str]]:
+        """cmaudio.quality flags of clips [B, T] rendered for ``labels`` (pitch checked for
+        pitched models: the first label factor read as a pitch)."""
+        from .evaluation.clips import pitch_targets
+        from .quality import flags
+
+        targets = pitch_targets(self.config)
+        hz = None
+        if targets:
+            hz = [targets.get(str(lb).split(":")[0]) if lb is not None else None for lb in labels]
+        return flags(wav, self.sample_rate, hz)
+
+    def metadata(self, seed, label, sigmas) -> dict:
+        """The metadata of one clip: seed, label, sigmas, steps, calls, model and vocoder."""
         return {
             "seed": int(seed),
             "label": label,
@@ -239,6 +246,7 @@ class Pipeline:
             "calls": self.calls(sigmas),
             "model": self.name,
             "vocoder": self.vocoder.name,
+            "vocoder_version": self.vocoder.version or self.vocoder.name,
         }
 
     # ------------------------------------------------------------------------------------------
@@ -286,76 +294,21 @@ class Pipeline:
             if frames <= self.config.frames:
                 mels.append(self.sample_mels(s, cond, sig, self.config.frames)[..., :frames])
             else:
-                mels.append(self._long(s, cond, sig, frames))
+                mels.append(render_long(self, s, cond, sig, frames))
         mel = torch.cat(mels)
         wav = torch.cat([self.vocode(mel[i : i + batch_size]) for i in range(0, len(mel), batch_size)])
         wav, gain_db = limit_peaks(wav)
+        found = self.flags(wav, labels)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
-        meta = [self._meta(s, lb, sig) | {"gain_db": round(g, 2)} for s, lb, g in zip(seeds, labels, gain_db)]
+        meta = [
+            self.metadata(s, lb, sig) | {"gain_db": round(g, 2), "flags": f}
+            for s, lb, g, f in zip(seeds, labels, gain_db, found)
+        ]
         return GenerationOutput(wav.cpu(), mel.cpu(), self.sample_rate, meta, time.perf_counter() - t0)
 
-    def _long(self, seeds, cond, sigmas, frames: int, context: torch.Tensor | None = None) -> torch.Tensor:
-        """Render ``frames`` frames window by window. Each new window takes half a window of the
-        audio so far as known context (soft-masked, so the join is a cross-fade inside the
-        sampler) and generates the rest. The last eighth of a generated window is not used as
-        context but regenerated: models trained on clips learn how clips END (fade-outs, decays),
-        which must not recur at every seam. Window seeds are derived from the sample seeds."""
-        W = self.config.frames
-        keep = W // 2  # context frames carried into each new window
-        trim = W // 8  # edge frames of a generated window that are regenerated
-        fade = max(1, keep // 4)
-        mask = torch.zeros(1, 1, W, device=self.device)
-        mask[..., : keep - fade] = 1.0
-        mask[..., keep - fade : keep] = torch.linspace(1, 0, fade + 2, device=self.device)[1:-1]
-        out = self.sample_mels(seeds, cond, sigmas, W) if context is None else context
-        cut = trim if context is None else 0  # a real clip's end is real: keep all of it
-        w = 0
-        while out.shape[-1] - cut < frames:
-            w += 1
-            body = out[..., : out.shape[-1] - cut]
-            known = torch.zeros(len(seeds), self.config.mel.n_mels, W, device=self.device)
-            known[..., :keep] = body[..., -keep:]
-            wseeds = [int(s) * 1000003 + w for s in seeds]
-            win = self.sample_mels(wseeds, cond, sigmas, W, known=known, mask=mask)
-            out = torch.cat([body[..., :-keep], win], dim=-1)
-            cut = trim
-        return out[..., :frames]
-
     # ------------------------------------------------------------------------------------------
-    # Editing: the same network, known frames put back after every call (sampling.py).
-
-    def _load(self, audio) -> tuple[torch.Tensor, torch.Tensor]:
-        """A path, or a waveform [T] at the model's rate -> (normalised mel [1, n_mels, frames],
-        the waveform [T] itself)."""
-        wav = load_audio(audio, self.sample_rate) if isinstance(audio, (str, Path)) else torch.as_tensor(audio).float()
-        if wav.dim() != 1 or wav.numel() < self.config.mel.hop_length:
-            raise ValueError("audio must be a mono clip of at least one hop of samples")
-        if not torch.isfinite(wav).all():
-            raise ValueError("audio contains NaN or infinite samples")
-        return normalise(mel_spectrogram(wav, self.config.mel), self.config.stats)[None].to(self.device), wav
-
-    def _edit_sigmas(self, steps, sigmas, below: float | None = None) -> list[float]:
-        sig = self.sigmas_for(steps, sigmas)
-        if below is not None:
-            sig = [below] + [s for s in sig[1:] if s < below]
-        return sig
-
-    def _splice(self, original: torch.Tensor, generated: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-        """Waveform: the original samples where ``keep`` (per-sample 0..1 weight) is 1, the
-        vocoded ones where it is 0, cross-faded in between."""
-        T = generated.shape[-1]
-        orig = torch.nn.functional.pad(original, (0, max(0, T - original.shape[-1])))[:T]
-        return keep[:T] * orig + (1 - keep[:T]) * generated
-
-    def _sample_mask(self, frame_mask: torch.Tensor, T: int, fade_s: float = 0.01) -> torch.Tensor:
-        """Frame mask [frames] -> per-sample weight [T], smoothed over ``fade_s`` seconds."""
-        hop = self.config.mel.hop_length
-        m = frame_mask.float().cpu().repeat_interleave(hop)[:T]
-        m = torch.nn.functional.pad(m, (0, max(0, T - m.numel())), value=float(m[-1]) if m.numel() else 0.0)
-        k = max(1, int(fade_s * self.sample_rate))
-        m = torch.nn.functional.avg_pool1d(m[None, None], 2 * k + 1, 1, padding=k, count_include_pad=False)[0, 0]
-        return (m >= 0.999).float() * m  # only fully-known regions keep the original samples
+    # Editing (cmaudio.editing): the same network, known frames put back after every call.
 
     def inpaint(
         self,
@@ -367,23 +320,11 @@ class Pipeline:
         label: str | None = None,
         sigmas: Sequence[float] | None = None,
     ) -> GenerationOutput:
-        """Regenerate the span [start_s, end_s) of a clip; the rest of its mel stays exactly."""
-        t0 = time.perf_counter()
-        mel, wav = self._load(audio)
-        F = mel.shape[-1]
-        fps = self.config.mel.frames_per_second
-        a, b = int(math.floor(start_s * fps)), int(math.ceil(end_s * fps))
-        if not (0 <= start_s < end_s) or a >= F:
-            raise ValueError(f"need 0 <= start < end within the clip ({F / fps:.2f} s), got {start_s}, {end_s}")
-        mask = torch.ones(1, 1, F, device=self.device)
-        mask[..., a : min(b, F)] = 0
-        sig = self._edit_sigmas(steps, sigmas)
-        out = self.sample_mels([seed], self.condition([label]), sig, F, known=mel, mask=mask)
-        gen = self.vocode(out)[0].cpu()
-        wav_out = self._splice(wav, gen, self._sample_mask(mask[0, 0], gen.shape[-1]))
-        return GenerationOutput(
-            wav_out[None], out.cpu(), self.sample_rate, [self._meta(seed, label, sig)], time.perf_counter() - t0
-        )
+        """Regenerate the span [start_s, end_s) of a clip (a path, or a waveform [T] at the model's
+        rate); the rest of its mel stays exactly, and the original audio cross-fades into the new."""
+        from .editing import inpaint
+
+        return inpaint(self, audio, start_s, end_s, steps, seed, label, sigmas)
 
     def continue_audio(
         self,
@@ -395,21 +336,9 @@ class Pipeline:
         sigmas: Sequence[float] | None = None,
     ) -> GenerationOutput:
         """Extend a clip by ``seconds``; the output begins with the given clip (outpainting)."""
-        t0 = time.perf_counter()
-        if seconds <= 0:
-            raise ValueError("seconds must be positive")
-        mel, wav = self._load(audio)
-        F = mel.shape[-1]
-        total = F + int(math.ceil(seconds * self.config.mel.frames_per_second))
-        sig = self._edit_sigmas(steps, sigmas)
-        out = self._long([seed], self.condition([label]), sig, total, context=mel)
-        out[..., :F] = mel  # the given clip's frames, exactly
-        gen = self.vocode(out)[0].cpu()
-        keep = self._sample_mask((torch.arange(total) < F - 1).float(), gen.shape[-1])
-        wav_out = self._splice(wav, gen, keep)
-        return GenerationOutput(
-            wav_out[None], out.cpu(), self.sample_rate, [self._meta(seed, label, sig)], time.perf_counter() - t0
-        )
+        from .editing import continue_audio
+
+        return continue_audio(self, audio, seconds, steps, seed, label, sigmas)
 
     def variation(
         self,
@@ -420,23 +349,7 @@ class Pipeline:
         label: str | None = None,
         sigmas: Sequence[float] | None = None,
     ) -> GenerationOutput:
-        """Re-noise a clip to a level set by ``strength`` in [0, 1] (log-interpolated between
-        sigma_min and sigma_max) and resample from there (SDEdit-style). Strength 0 returns the
-        input mel unchanged."""
-        t0 = time.perf_counter()
-        if not 0.0 <= strength <= 1.0:
-            raise ValueError(f"strength must be in [0, 1], got {strength}")
-        mel, wav = self._load(audio)
-        p = self.config.precond
-        if strength == 0:
-            return GenerationOutput(
-                wav[None].clone(), mel.cpu(), self.sample_rate, [self._meta(seed, label, [])], time.perf_counter() - t0
-            )
-        tau = math.exp(math.log(p.sigma_min) + strength * (math.log(p.sigma_max) - math.log(p.sigma_min)))
-        tau = min(max(tau, p.sigma_min * 1.0001), p.sigma_max)
-        sig = self._edit_sigmas(steps, sigmas, below=tau)
-        out = self.sample_mels([seed], self.condition([label]), sig, mel.shape[-1], init=mel)
-        gen = self.vocode(out)
-        return GenerationOutput(
-            gen.cpu(), out.cpu(), self.sample_rate, [self._meta(seed, label, sig)], time.perf_counter() - t0
-        )
+        """Re-noise a clip to ``strength`` in [0, 1] and resample from there (SDEdit-style)."""
+        from .editing import variation
+
+        return variation(self, audio, strength, steps, seed, label, sigmas)

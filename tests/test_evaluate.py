@@ -277,6 +277,7 @@ def test_pitch_targets():
         return ModelConfig(cond_fields=fields, classes=classes)
 
     assert pitch_targets(cfg(("label",), (("zero", "one"),))) is None
+    assert pitch_targets(cfg(("label",), tuple([tuple(str(d) for d in range(10))]))) is None  # FSDD digits
     assert pitch_targets(cfg(("label",), (("220", "440"),))) == {"220": 220.0, "440": 440.0}
     assert pitch_targets(cfg(("pitch", "family"), (("60", "69"), ("guitar",))))["69"] == pytest.approx(440.0)
     assert pitch_targets(cfg(("label",), (("69",),)), "hz") == {"69": 69.0}

@@ -61,8 +61,12 @@ def test_same_seed_same_audio(pipe):
         "calls": 2,
         "model": pipe.name,
         "vocoder": "vocoder-16k",
+        "vocoder_version": pipe.vocoder.version,
         "gain_db": 0.0,
+        "flags": a.metadata[1]["flags"],
     }
+    assert pipe.vocoder.version.startswith("vocoder-16k@") and len(pipe.vocoder.version) == len("vocoder-16k@") + 12
+    assert isinstance(a.metadata[1]["flags"], list)
 
 
 def test_sample_depends_only_on_its_seed(pipe):
@@ -90,7 +94,15 @@ def test_griffinlim_batch_independence_is_looser(model_path):
 def test_steps_and_sigmas(pipe):
     assert pipe.sigmas_for(2) == [80.0, 0.7]  # the model file's recommendation
     assert len(pipe.sigmas_for(3)) == 3 and pipe.sigmas_for(1) == [80.0]
-    assert pipe.sigmas_for(sigmas=[40, 1]) == [40.0, 1.0]
+    assert pipe.sigmas_for(sigmas=[80, 1]) == [80.0, 1.0]
+    # Issue 17 (4): generation starts from noise at sigma_max; a list starting lower has no data
+    # term to start from and is refused in one line (variation starts lower on purpose).
+    with pytest.raises(ValueError, match=r"starts at sigma_max \(80\), got 40, 1"):
+        pipe.sigmas_for(sigmas=[40, 1])
+    with pytest.raises(ValueError, match="starts at sigma_max"):
+        pipe.generate(labels=["low"], sigmas=[40, 1])
+    assert pipe.sigmas_for(sigmas=[40, 1], from_noise=False) == [40.0, 1.0]
+    assert pipe.variation(clip(0.5), 0.5, sigmas=[40, 1], seed=0).metadata[0]["sigmas"][0] < 40
     for bad in (0, 9):
         with pytest.raises(ValueError, match="between 1 and 8"):
             pipe.sigmas_for(bad)

@@ -34,11 +34,25 @@ def resolve(path: Path, node: ast.ImportFrom) -> str:
     return ".".join([*base, *([node.module] if node.module else [])])
 
 
+def type_only(tree: ast.Module) -> set[int]:
+    """ids of the nodes inside ``if TYPE_CHECKING:`` blocks (imports for annotations never run)."""
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            out.update(id(n) for stmt in node.body for n in ast.walk(stmt))
+    return out
+
+
 def imports(path: Path) -> set[str]:
-    """Project modules imported anywhere in a file (top level or inside functions)."""
+    """Project modules imported anywhere in a file (top level or inside functions), type-only
+    imports aside."""
     names = {module_name(p) for p in FILES}
     out = set()
-    for node in ast.walk(parse(path)):
+    tree = parse(path)
+    skip = type_only(tree)
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
         if isinstance(node, ast.ImportFrom):
             mod = resolve(path, node)
             for alias in node.names:

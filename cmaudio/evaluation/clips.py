@@ -79,8 +79,9 @@ def load_clips(
 def pitch_targets(config, mode: str = "auto") -> dict[str, float] | None:
     """Target frequency (Hz) of each class of a model's first conditioning factor, or None for an
     unpitched model. ``auto``: a factor named "pitch" or "midi" is MIDI; otherwise class names
-    that are all integers in 0..127 are MIDI, all numbers in [20 Hz, Nyquist] are Hz (tones);
-    anything else is unpitched. ``hz``/``midi`` force the reading, ``off`` disables it."""
+    that are all numbers in [20 Hz, Nyquist] are Hz (tones); anything else is unpitched (small
+    integers are not read as MIDI: FSDD's digit labels are "0".."9"). ``hz``/``midi`` force the
+    reading, ``off`` disables it."""
     if mode not in PITCH_MODES:
         raise EvaluationError(f"--pitch must be one of {', '.join(PITCH_MODES)}, got {mode!r}")
     if mode == "off" or not config.classes:
@@ -94,7 +95,7 @@ def pitch_targets(config, mode: str = "auto") -> dict[str, float] | None:
         return None
     nyquist = config.mel.sample_rate / 2
     if mode == "auto":
-        if config.cond_fields[0] in ("pitch", "midi") or all(v.is_integer() and 0 <= v <= 127 for v in values):
+        if config.cond_fields[0] in ("pitch", "midi"):
             mode = "midi"
         elif all(20 <= v < nyquist for v in values):
             mode = "hz"

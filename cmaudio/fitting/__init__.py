@@ -91,8 +91,8 @@ def make_plan(options: FitOptions, fp: str, data: Path, info: dict, t_start: flo
     )
     with tempfile.TemporaryDirectory(prefix="cmaudio-probe-") as tmp, contextlib.redirect_stderr(io.StringIO()):
         stages = Stages(Path(tmp), draft, options, progress=False, data=data)
-        t_teacher = probe_seconds(lambda: probe_step(stages, "teacher"))
-        t_student = probe_seconds(lambda: probe_step(stages, "student"))
+        t_teacher = probe_seconds(lambda steps: probe_run(stages, "teacher", steps))
+        t_student = probe_seconds(lambda steps: probe_run(stages, "student", steps))
     prep = time.perf_counter() - t_start
     budget = max(0.0, options.minutes * 60 - prep)
     draft.budget_seconds = {"data": prep, **{k: v * budget for k, v in SHARES.items()}}
@@ -104,9 +104,8 @@ def make_plan(options: FitOptions, fp: str, data: Path, info: dict, t_start: flo
     return draft
 
 
-def probe_step(stages: Stages, stage: str) -> None:
-    """One call: a fresh 1-step training run of ``stage`` in the probe folder (data loading and a
-    save included: the probe errs on the slow side)."""
+def probe_run(stages: Stages, stage: str, steps: int) -> None:
+    """A fresh training run of ``stage`` for ``steps`` steps in the probe folder."""
     from ..training import run
 
     teacher = None
@@ -114,7 +113,7 @@ def probe_step(stages: Stages, stage: str) -> None:
         teacher = stages.out / "t0" / "model.safetensors"
         if not teacher.exists():
             run(stages.train_config("teacher", 1), stages.out / "t0", progress=False)
-    run(stages.train_config(stage, 1, teacher), stages.out / f"{stage}-{time.perf_counter_ns()}", progress=False)
+    run(stages.train_config(stage, steps, teacher), stages.out / f"{stage}-{time.perf_counter_ns()}", progress=False)
 
 
 def prepare(options: FitOptions, out: Path, fp: str, sources, mode: str, dry_run: bool) -> Plan:

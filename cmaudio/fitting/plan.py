@@ -7,7 +7,8 @@ the steps are not re-measured) and another folder or other flags are refused.
 Budget: --minutes covers everything after the plan is made. The data preparation's measured time
 is taken off first; the rest is shared by SHARES. Each training stage's steps are its share over
 the seconds one step took in a short probe on this machine (PROBE_STEPS timed steps of the real
-network and batch), less SAFETY so that the whole run stays within its budget.
+network and batch, fixed costs left out), less SAFETY so that the whole run stays within its
+budget.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ __all__ = ["MIN_STEPS", "SHARES", "FitError", "FitOptions", "Plan", "fingerprint
 # their clip counts; their shares are what those counts take on 2 CPU cores).
 SHARES = {"teacher": 0.55, "student": 0.27, "sigmas": 0.08, "evaluate": 0.06}
 SAFETY = 0.9  # steps are planned for 90% of a stage's share: a probe is a few steps
-PROBE_STEPS = 3
+PROBE_STEPS = 6
 BATCH = 32
 MIN_CLIPS = 20
 MIN_STEPS = 5
@@ -144,12 +145,13 @@ def net_overrides(labelled: bool, minutes: float) -> list[str]:
     return ["net.arch='unet1d'", *net, *(["net.label_dropout=0.1"] if labelled else [])]
 
 
-def probe_seconds(step_fn, steps: int = PROBE_STEPS) -> float:
-    """Median seconds of ``steps`` calls of ``step_fn`` after one warm-up call."""
-    step_fn()
-    times = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        step_fn()
-        times.append(time.perf_counter() - t0)
-    return sorted(times)[len(times) // 2]
+def probe_seconds(run_fn, steps: int = PROBE_STEPS) -> float:
+    """Seconds per training step: ``run_fn(n)`` trains a fresh run for n steps; the difference
+    between a run of 1 + ``steps`` steps and one of 1 step, over ``steps``, leaves out what every
+    run pays once (data loading, building the network, the first step's warm-up, the final save)."""
+    t0 = time.perf_counter()
+    run_fn(1)
+    t1 = time.perf_counter()
+    run_fn(1 + steps)
+    t2 = time.perf_counter()
+    return max(1e-3, ((t2 - t1) - (t1 - t0)) / steps)

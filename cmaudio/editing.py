@@ -1,0 +1,199 @@
+"""Editing and long audio with the same network (DESIGN section 3, "Editing"): inpainting,
+continuation, variation, and generation beyond the model's clip length window by window.
+
+The known frames go back into the mel after every network call (sampling.sample_consistency);
+the waveform keeps the original samples where they are known and cross-fades to the vocoded
+ones over a raised-cosine ramp of RAMP_SECONDS that lies inside the known audio, ending at the
+edit, so the switch from original to generated audio is never a jump.
+
+Window seeds (long audio, continuation): window w >= 1 of the sample seeded s draws its noise
+from ``window_seed(s, w)``: a SplitMix64 hash of (s, w) with the top bit of a 63-bit integer set.
+Two (sample, window) pairs of a call never share a seed (a hash collision aside, ~2^-62), and no
+window seed equals a sample's own seed below 2^62, so a window never repeats another clip.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from .audio import load_audio, mel_spectrogram, normalise
+from .output import GenerationOutput
+
+if TYPE_CHECKING:  # the pipeline calls these functions; they only use its public methods
+    from .pipeline import Pipeline
+
+__all__ = ["RAMP_SECONDS", "continue_audio", "crossfade_weights", "inpaint", "render_long", "variation", "window_seed"]
+
+RAMP_SECONDS = 0.02  # original -> generated cross-fade, inside the known audio
+_MASK64 = (1 << 64) - 1
+
+
+def window_seed(seed: int, window: int) -> int:
+    """The seed of window ``window`` (>= 1) of the sample seeded ``seed`` (module docstring)."""
+    z = ((int(seed) & _MASK64) * 0x9E3779B97F4A7C15 + int(window) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64  # SplitMix64's finaliser
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    z ^= z >> 31
+    return (1 << 62) | (z & ((1 << 62) - 1))
+
+
+def crossfade_weights(
+    frame_mask: torch.Tensor, T: int, hop: int, sample_rate: int, ramp_s: float = RAMP_SECONDS
+) -> torch.Tensor:
+    """Frame mask [frames] (1 known, 0 edited) -> weight of the original per sample [T]: 1 inside
+    the known audio, falling along a raised cosine to 0 over the last ``ramp_s`` seconds before
+    each edited stretch (so the fade lies in audio whose mel was kept), 0 where edited."""
+    known = frame_mask.float().cpu().repeat_interleave(hop)[:T]
+    known = torch.nn.functional.pad(
+        known, (0, max(0, T - known.numel())), value=float(known[-1]) if known.numel() else 0.0
+    )
+    pos = torch.arange(T, dtype=torch.float64)
+    edited = known < 0.5
+    if not bool(edited.any()):
+        return torch.ones(T)
+    inf = torch.tensor(float("inf"), dtype=torch.float64)
+    last = torch.where(edited, pos, -inf).cummax(0).values  # the edited sample before (or at) each
+    nxt = torch.where(edited, pos, inf).flip(0).cummin(0).values.flip(0)  # ... and after
+    dist = torch.minimum(pos - last, nxt - pos)  # samples to the nearest edited one (0 on it)
+    ramp = max(1.0, ramp_s * sample_rate)
+    w = 0.5 - 0.5 * torch.cos(math.pi * (dist / ramp).clamp(0, 1))
+    return torch.where(edited, torch.zeros_like(w), w).float()
+
+
+def splice(original: torch.Tensor, generated: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """weight * original + (1 - weight) * generated, sample by sample (original zero-padded)."""
+    T = generated.shape[-1]
+    orig = torch.nn.functional.pad(original, (0, max(0, T - original.shape[-1])))[:T]
+    return weight[:T] * orig + (1 - weight[:T]) * generated
+
+
+def render_long(
+    pipe: Pipeline, seeds: Sequence[int], cond, sigmas, frames: int, context: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Normalised mels [B, n_mels, frames], window by window. Each new window takes up to half a
+    window of the audio so far as known context (soft-masked: the join is a cross-fade inside the
+    sampler) and generates the rest; a context shorter than that (a short clip to continue) is
+    used whole. The last eighth of a generated window is regenerated, not kept: models trained on
+    clips learn how clips END (fade-outs), which must not recur at every seam."""
+    W = pipe.config.frames
+    keep, trim = W // 2, W // 8
+    out = pipe.sample_mels(seeds, cond, sigmas, W) if context is None else context
+    cut = trim if context is None else 0  # a real clip's end is real: keep all of it
+    w = 0
+    while out.shape[-1] - cut < frames:
+        w += 1
+        body = out[..., : out.shape[-1] - cut]
+        c = min(keep, body.shape[-1])
+        fade = max(1, c // 4)
+        mask = torch.zeros(1, 1, W, device=pipe.device)
+        mask[..., : c - fade] = 1.0
+        mask[..., c - fade : c] = torch.linspace(1, 0, fade + 2, device=pipe.device)[1:-1]
+        known = torch.zeros(len(seeds), pipe.config.mel.n_mels, W, device=pipe.device)
+        known[..., :c] = body[..., -c:]
+        win = pipe.sample_mels([window_seed(s, w) for s in seeds], cond, sigmas, W, known=known, mask=mask)
+        out = torch.cat([body[..., : body.shape[-1] - c], win], dim=-1)
+        cut = trim
+    return out[..., :frames]
+
+
+def load_clip(pipe: Pipeline, audio) -> tuple[torch.Tensor, torch.Tensor]:
+    """A path, or a waveform [T] at the model's rate -> (normalised mel [1, n_mels, frames], the
+    waveform [T] itself)."""
+    rate = pipe.sample_rate
+    wav = load_audio(audio, rate) if isinstance(audio, (str, Path)) else torch.as_tensor(audio).float()
+    if wav.dim() != 1 or wav.numel() < pipe.config.mel.hop_length:
+        raise ValueError("audio must be a mono clip of at least one hop of samples")
+    if not torch.isfinite(wav).all():
+        raise ValueError("audio contains NaN or infinite samples")
+    return normalise(mel_spectrogram(wav, pipe.config.mel), pipe.config.stats)[None].to(pipe.device), wav
+
+
+def _output(pipe: Pipeline, wav, mel, seed, label, sigmas, t0) -> GenerationOutput:
+    meta = [pipe.metadata(seed, label, sigmas) | {"flags": pipe.flags(wav, [label])[0]}]
+    return GenerationOutput(wav, mel.cpu(), pipe.sample_rate, meta, time.perf_counter() - t0)
+
+
+def inpaint(
+    pipe: Pipeline,
+    audio,
+    start_s: float,
+    end_s: float,
+    steps: int | None = 2,
+    seed: int = 0,
+    label: str | None = None,
+    sigmas: Sequence[float] | None = None,
+) -> GenerationOutput:
+    """Regenerate the span [start_s, end_s) of a clip; the rest of its mel stays exactly."""
+    t0 = time.perf_counter()
+    mel, wav = load_clip(pipe, audio)
+    F = mel.shape[-1]
+    fps = pipe.config.mel.frames_per_second
+    a, b = int(math.floor(start_s * fps)), int(math.ceil(end_s * fps))
+    if not (0 <= start_s < end_s) or a >= F:
+        raise ValueError(f"need 0 <= start < end within the clip ({F / fps:.2f} s), got {start_s}, {end_s}")
+    mask = torch.ones(1, 1, F, device=pipe.device)
+    mask[..., a : min(b, F)] = 0
+    sig = pipe.sigmas_for(steps, sigmas)
+    out = pipe.sample_mels([seed], pipe.condition([label]), sig, F, known=mel, mask=mask)
+    gen = pipe.vocode(out)[0].cpu()
+    weight = crossfade_weights(mask[0, 0], gen.shape[-1], pipe.config.mel.hop_length, pipe.sample_rate)
+    return _output(pipe, splice(wav, gen, weight)[None], out, seed, label, sig, t0)
+
+
+def continue_audio(
+    pipe: Pipeline,
+    audio,
+    seconds: float,
+    steps: int | None = 2,
+    seed: int = 0,
+    label: str | None = None,
+    sigmas: Sequence[float] | None = None,
+) -> GenerationOutput:
+    """Extend a clip by ``seconds``; the output begins with the given clip (outpainting)."""
+    t0 = time.perf_counter()
+    if seconds <= 0:
+        raise ValueError("seconds must be positive")
+    mel, wav = load_clip(pipe, audio)
+    F = mel.shape[-1]
+    total = F + int(math.ceil(seconds * pipe.config.mel.frames_per_second))
+    sig = pipe.sigmas_for(steps, sigmas)
+    out = render_long(pipe, [seed], pipe.condition([label]), sig, total, context=mel)
+    out[..., :F] = mel  # the given clip's frames, exactly
+    gen = pipe.vocode(out)[0].cpu()
+    # The last frame of the clip is centred on its final samples: its mel saw past the end.
+    known = (torch.arange(total) < F - 1).float()
+    weight = crossfade_weights(known, gen.shape[-1], pipe.config.mel.hop_length, pipe.sample_rate)
+    return _output(pipe, splice(wav, gen, weight)[None], out, seed, label, sig, t0)
+
+
+def variation(
+    pipe: Pipeline,
+    audio,
+    strength: float,
+    steps: int | None = 2,
+    seed: int = 0,
+    label: str | None = None,
+    sigmas: Sequence[float] | None = None,
+) -> GenerationOutput:
+    """Re-noise a clip to a level set by ``strength`` in [0, 1] (log-interpolated between
+    sigma_min and sigma_max) and resample from there (SDEdit-style): the one edit that starts
+    below sigma_max on purpose. Strength 0 returns the input mel unchanged."""
+    t0 = time.perf_counter()
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"strength must be in [0, 1], got {strength}")
+    mel, wav = load_clip(pipe, audio)
+    p = pipe.config.precond
+    if strength == 0:
+        return _output(pipe, wav[None].clone(), mel, seed, label, [], t0)
+    tau = math.exp(math.log(p.sigma_min) + strength * (math.log(p.sigma_max) - math.log(p.sigma_min)))
+    tau = min(max(tau, p.sigma_min * 1.0001), p.sigma_max)
+    sig = pipe.sigmas_for(steps, sigmas, from_noise=False)
+    sig = [tau] + [s for s in sig[1:] if s < tau]
+    out = pipe.sample_mels([seed], pipe.condition([label]), sig, mel.shape[-1], init=mel)
+    return _output(pipe, pipe.vocode(out).cpu(), out, seed, label, sig, t0)

@@ -1,0 +1,102 @@
+"""Quality flags: what a listener would reject in a generated or edited clip, named per clip.
+
+    silent   no audible signal: the peak is below SILENT_PEAK, or the loudest 50 ms is below
+             SILENT_DB dBFS
+    clipped  a flattened waveform: at least CLIP_SHARE of the samples sit in runs of 3 or more
+             at the clip's own peak magnitude (hard clipping survives later scaling to 0.99;
+             real held-out clips measured at most 0.0002, clipped drum hits from 0.0003)
+    noise    noise where the label is not noise-like: the median spectral flatness of the
+             frames that carry sound is above NOISE_FLATNESS (white noise measures 0.55; real
+             held-out speech, music and drums, hi-hats and cymbals included, at most 0.44:
+             benchmarks/quality_flags.py)
+    pitch    for models whose labels are pitches: the median pYIN pitch is more than 50 cents
+             from the label's (clips without a voiced frame are flagged too)
+
+Scaling a clip down to the peak ceiling is not a flag: it is reported as ``gain_db``.
+``flags(wavs, sample_rate, pitch_hz=None)`` returns a list of names per clip, empty when fine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+__all__ = ["CLIP_SHARE", "NOISE_FLATNESS", "SILENT_DB", "SILENT_PEAK", "flags", "spectral_flatness"]
+
+SILENT_PEAK = 1e-3
+SILENT_DB = -55.0
+CLIP_SHARE = 0.00025
+NOISE_FLATNESS = 0.5
+PITCH_CENTS = 50.0
+
+
+def loudest_rms_db(wav: torch.Tensor, sample_rate: int, window_s: float = 0.05) -> torch.Tensor:
+    """dBFS of the loudest ``window_s`` stretch of each clip [B, T] -> [B]."""
+    n = max(1, int(window_s * sample_rate))
+    power = torch.nn.functional.avg_pool1d(wav[:, None].double() ** 2, n, stride=max(1, n // 2), ceil_mode=True)
+    return 10 * torch.log10(power.amax(dim=(1, 2)).clamp_min(1e-20))
+
+
+def clipped_share(wav: torch.Tensor, tol: float = 1e-4) -> torch.Tensor:
+    """Share of samples in runs of >= 3 consecutive samples at the clip's peak magnitude: [B]."""
+    peak = wav.abs().amax(-1, keepdim=True)
+    at = (wav.abs() >= peak - tol * peak.clamp_min(1e-6)) & (peak > 0)
+    run = at[:, 2:] & at[:, 1:-1] & at[:, :-2]  # the middle sample of three at the peak
+    return run.double().sum(-1) / max(1, wav.shape[-1])
+
+
+def spectral_flatness(wav: torch.Tensor, n_fft: int = 1024, hop: int = 256) -> torch.Tensor:
+    """Median over sounding frames (within 30 dB of the loudest) of the geometric over the
+    arithmetic mean of the power spectrum: [B]; 1 for flat white noise, near 0 for a tone."""
+    window = torch.hann_window(n_fft, device=wav.device)
+    spec = torch.stft(wav.float(), n_fft, hop, window=window, return_complex=True).abs().double() ** 2 + 1e-12
+    flat = torch.exp(spec.log().mean(1)) / spec.mean(1)  # [B, frames]
+    energy = spec.sum(1)
+    loud = energy >= energy.amax(-1, keepdim=True) * 1e-3
+    out = []
+    for f, keep in zip(flat, loud):
+        out.append(f[keep].median() if keep.any() else f.new_tensor(0.0))
+    return torch.stack(out)
+
+
+def pitch_off(wav: torch.Tensor, sample_rate: int, targets_hz: Sequence[float | None]) -> list[bool]:
+    """Whether each clip's median pYIN pitch is more than PITCH_CENTS from its target (None: not
+    checked)."""
+    from .evaluation.metrics import cents, pyin_f0
+
+    out = []
+    for w, target in zip(wav, targets_hz):
+        if target is None:
+            out.append(False)
+            continue
+        f0 = pyin_f0(w, sample_rate, fmin=max(30.0, target / 2.5), fmax=min(sample_rate / 2 - 1, target * 2.5))
+        voiced = f0[torch.isfinite(f0)]
+        out.append(voiced.numel() == 0 or abs(float(cents(voiced.median(), target))) > PITCH_CENTS)
+    return out
+
+
+def flags(wav: torch.Tensor, sample_rate: int, pitch_hz: Sequence[float | None] | None = None) -> list[list[str]]:
+    """The flags of each clip [B, T] (module docstring); ``pitch_hz``: the target pitch of each
+    clip, for pitched models."""
+    wav = wav.detach().float().cpu()
+    if wav.dim() == 1:
+        wav = wav[None]
+    silent = (wav.abs().amax(-1) < SILENT_PEAK) | (loudest_rms_db(wav, sample_rate) < SILENT_DB)
+    clipped = clipped_share(wav) >= CLIP_SHARE
+    noisy = spectral_flatness(wav) > NOISE_FLATNESS
+    off = pitch_off(wav, sample_rate, pitch_hz) if pitch_hz is not None else [False] * len(wav)
+    out = []
+    for i in range(len(wav)):
+        names = []
+        if silent[i]:
+            names.append("silent")
+        else:
+            if clipped[i]:
+                names.append("clipped")
+            if noisy[i]:
+                names.append("noise")
+            if off[i]:
+                names.append("pitch")
+        out.append(names)
+    return out

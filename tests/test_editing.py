@@ -1,0 +1,122 @@
+"""Editing and long audio at the seams (issue 17): real cross-fades, independent window seeds,
+short inputs to continue."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from test_pipeline import clip, make_model
+
+from cmaudio.editing import RAMP_SECONDS, crossfade_weights, window_seed
+from cmaudio.pipeline import Pipeline
+
+SR, HOP = 16000, 256
+
+
+@pytest.fixture(scope="module")
+def pipe(tmp_path_factory) -> Pipeline:
+    return Pipeline.from_pretrained(make_model(tmp_path_factory.mktemp("m") / "cm.safetensors"), device="cpu")
+
+
+def test_crossfade_is_a_monotone_ramp_inside_the_known_audio():
+    """Issue 17 (1): the weights were exactly 0 or 1 (one jump of 1.0 about 10 ms before the
+    edit); now they fall smoothly over RAMP_SECONDS inside the known audio on both sides."""
+    frames = torch.ones(63)
+    frames[20:30] = 0  # an edited span
+    T = 62 * HOP
+    w = crossfade_weights(frames, T, HOP, SR)
+    a, b = 20 * HOP, 30 * HOP  # first and one-past-last edited sample
+    ramp = int(RAMP_SECONDS * SR)
+    assert ramp >= 0.010 * SR
+    assert (w[a:b] == 0).all() and (w[: a - ramp] == 1).all() and (w[b + ramp :] == 1).all()
+    before, after = w[a - ramp : a], w[b : b + ramp]
+    assert (before.diff() <= 0).all() and (after.diff() >= 0).all()  # monotone towards the edit
+    assert ((before > 0) & (before < 1)).sum() >= 0.010 * SR  # a real fade, not a step
+    assert float(w.diff().abs().max()) < 0.02
+
+
+def test_inpaint_and_continue_fade_instead_of_switching(pipe):
+    """Every output sample near the edit is a blend: neither the original nor the vocoded one
+    (before, each sample was exactly one of the two)."""
+    audio = clip(1.0)
+    out = pipe.inpaint(audio, 0.4, 0.6, steps=2, seed=0, label="low")
+    wav, gen = out.waveforms[0], pipe.vocode(out.mels)[0]
+    a = int(0.4 * 62.5) * HOP
+    ramp = int(RAMP_SECONDS * SR)
+    assert torch.equal(wav[: a - ramp - HOP], audio[: a - ramp - HOP])  # untouched well before
+    zone = slice(a - ramp + 8, a - 8)
+    blend = (wav[zone] != audio[zone]) & (wav[zone] != gen[zone])
+    assert blend.float().mean() > 0.9 and blend.sum() >= 0.010 * SR
+    longer = pipe.continue_audio(audio, 0.5, seed=1, label="low")
+    wav, gen = longer.waveforms[0], pipe.vocode(longer.mels)[0]
+    end = (audio.numel() // HOP) * HOP  # frames before the clip's last one (which saw past its end)
+    zone = slice(end - ramp + 8, end - 8)
+    blend = (wav[zone] != audio[zone]) & (wav[zone] != gen[zone])
+    assert blend.float().mean() > 0.9 and torch.equal(wav[: end - ramp - HOP], audio[: end - ramp - HOP])
+
+
+@pytest.mark.parametrize("base", [0, 1, 2**31 - 1])
+def test_window_seeds_never_repeat_and_never_equal_a_samples_own_seed(base):
+    """Issue 17 (2): window w of sample s used seed s * 1000003 + w, so with seed 0 sample 0's
+    window w was sample w's own seed."""
+    samples = [base + i for i in range(64)]
+    derived = [window_seed(s, w) for s in samples for w in range(1, 40)]
+    assert len(set(derived)) == len(derived)
+    assert not set(derived) & set(samples)
+    assert all(2**62 <= d < 2**63 for d in derived)
+
+
+def test_long_audio_windows_are_not_copied_between_clips(pipe):
+    out = pipe.generate(labels=["low"] * 3, steps=1, seed=0, duration=2.0)
+    mels, W = out.mels, pipe.config.frames
+    for i in range(3):
+        for j in range(3):
+            if i == j:
+                continue
+            for a in range(W // 2, mels.shape[-1] - W // 2, W // 4):
+                for b in range(0, mels.shape[-1] - W // 2, W // 4):
+                    assert not torch.equal(mels[i, :, a : a + W // 2], mels[j, :, b : b + W // 2])
+
+
+@pytest.mark.parametrize("samples", [HOP, 1600, 16 * HOP // 2])
+def test_continue_takes_clips_from_one_hop_to_half_a_window(pipe, samples):
+    """Issue 17 (3): one hop up to half a window raised 'The expanded size of the tensor ...'."""
+    audio = clip(samples / SR)
+    out = pipe.continue_audio(audio, 0.5, seed=0, label="low")
+    assert out.waveforms.shape[-1] >= samples + 0.45 * SR and torch.isfinite(out.waveforms).all()
+    with pytest.raises(ValueError, match="at least one hop"):
+        pipe.continue_audio(clip(100 / SR), 0.5)
+
+
+def tone(freq: float, seconds: float = 1.0, amp: float = 0.5) -> torch.Tensor:
+    t = torch.arange(int(seconds * SR)) / SR
+    return amp * torch.sin(2 * torch.pi * freq * t)
+
+
+def test_quality_flags_name_each_defect_and_leave_clean_audio_alone():
+    from cmaudio.quality import flags
+
+    clean = tone(440.0)
+    hit = torch.exp(-torch.arange(SR) / 800.0) * torch.randn(SR, generator=torch.Generator().manual_seed(1)) * 0.5
+    hit = torch.nn.functional.conv1d(hit[None, None], torch.ones(1, 1, 8) / 8, padding=4)[0, 0, :SR]  # dull noise burst
+    cases = torch.stack(
+        [
+            clean,
+            clean * 1e-5,  # silent
+            (clean * 4).clamp(-0.5, 0.5),  # hard clipped, then at a low level
+            torch.randn(SR, generator=torch.Generator().manual_seed(0)) * 0.3,  # white noise
+            tone(440.0 * 2 ** (1 / 12)),  # a semitone sharp
+            hit,
+        ]
+    )
+    got = flags(cases, SR, pitch_hz=[440.0, None, None, None, 440.0, None])
+    assert got == [[], ["silent"], ["clipped"], ["noise"], ["pitch"], []]
+
+
+def test_generation_and_edits_carry_flags(pipe, tmp_path):
+    out = pipe.generate(labels=["low", "high"], steps=1, seed=0)
+    assert all(isinstance(m["flags"], list) for m in out.metadata)
+    edit = pipe.variation(clip(0.5), 0.3, seed=0)
+    assert isinstance(edit.metadata[0]["flags"], list)
+    silent = pipe.inpaint(torch.zeros(SR // 2) + 1e-7, 0.1, 0.2, seed=0)
+    assert isinstance(silent.metadata[0]["flags"], list)
