@@ -197,3 +197,47 @@ def variation(
     sig = [tau] + [s for s in sig[1:] if s < tau]
     out = pipe.sample_mels([seed], pipe.condition([label]), sig, mel.shape[-1], init=mel)
     return _output(pipe, pipe.vocode(out).cpu(), out, seed, label, sig, t0)
+
+
+# ----------------------------------------------------------------------------------------------
+# Seamless loops: the wrap-around seam inpainted, the waveform rendered across it.
+
+LOOP_WINDOW = 1 << 20  # window index of the seam inpainting in window_seed (long audio uses 1, 2, ...)
+
+
+def make_loop(pipe: Pipeline, mels: torch.Tensor, seeds: Sequence[int], cond, sigmas) -> torch.Tensor:
+    """Mels [B, n_mels, F] whose end flows into their start. A window of the last half and the
+    first half of a model window, joined where the loop wraps, is sampled again with its outer
+    quarters known and its middle (the join) generated, as inpainting does; the result goes
+    back to the end and the start. The join of the returned mels is then the network's own,
+    made with context on both sides."""
+    W = pipe.config.frames
+    h = min(W // 2, mels.shape[-1] // 2)
+    window = torch.zeros(mels.shape[0], mels.shape[1], W, device=pipe.device)
+    window[..., :h] = mels[..., -h:].to(pipe.device)
+    window[..., W - h :] = mels[..., :h].to(pipe.device)
+    mask = torch.zeros(1, 1, W, device=pipe.device)
+    mask[..., : h // 2] = 1.0
+    mask[..., W - h // 2 :] = 1.0
+    if W - 2 * h > 0:  # a loop shorter than a window: the frames between are free too
+        mask[..., h : W - h] = 0.0
+    out = pipe.sample_mels([window_seed(s, LOOP_WINDOW) for s in seeds], cond, sigmas, W, known=window, mask=mask)
+    looped = mels.clone().to(pipe.device)
+    looped[..., -h:] = out[..., :h]
+    looped[..., :h] = out[..., W - h :]
+    return looped
+
+
+def vocode_loop(pipe: Pipeline, mels: torch.Tensor, fade_s: float = RAMP_SECONDS) -> torch.Tensor:
+    """Waveforms [B, T] of looped mels, continuous where they wrap: the mels are rendered with
+    their first frames appended, and the head of each clip cross-fades from that continuation
+    (the audio that follows the clip's end) into the clip's own start."""
+    k = min(8, mels.shape[-1])
+    hop = pipe.config.mel.hop_length
+    T = (mels.shape[-1] - 1) * hop
+    full = pipe.vocode(torch.cat([mels, mels[..., 1 : k + 1]], dim=-1))
+    wav, after = full[..., :T].clone(), full[..., T : T + (k - 1) * hop]
+    n = min(after.shape[-1], max(1, int(fade_s * pipe.sample_rate)))
+    w = 0.5 - 0.5 * torch.cos(torch.linspace(0, math.pi, n, device=wav.device))
+    wav[..., :n] = (1 - w) * after[..., :n] + w * wav[..., :n]
+    return wav

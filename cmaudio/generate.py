@@ -21,6 +21,7 @@ EXAMPLES = """examples:
   python -m cmaudio.generate --model notes --label 60         # middle C
   python -m cmaudio.generate --model runs/tones-student/model.safetensors --label 220,440 --sigmas 80,0.8
   python -m cmaudio.generate --label five --duration 4 --plot # long audio by continuation
+  python -m cmaudio.generate --model drums --label hihat --loop --duration 2   # a seamless 2 s loop
 """
 
 
@@ -61,6 +62,7 @@ def _body(argv: Sequence[str] | None) -> int:
         default=None,
         help="seconds per clip; longer than the model's clip renders by overlapping continuation",
     )
+    p.add_argument("--loop", action="store_true", help="clips whose end flows into their start (any --duration)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--vocoder", default=None, help="griffinlim, a bundled vocoder name or a path (default: best match)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -113,6 +115,7 @@ def _body(argv: Sequence[str] | None) -> int:
         batch_size=a.batch_size,
         duration=a.duration,
         progress=not a.quiet,
+        loop=a.loop,
     )
     t_write = time.perf_counter()
     files = []

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -21,7 +22,7 @@ import torch
 from .audio import denormalise, num_frames
 from .checkpoint import CheckpointError, ModelFile, load_model
 from .config import ModelConfig
-from .editing import render_long
+from .editing import make_loop, render_long, vocode_loop
 from .output import GenerationOutput
 from .sampling import SAMPLERS, Sampler, check_sigmas
 from .schedules import karras_sigmas
@@ -260,10 +261,12 @@ class Pipeline:
         batch_size: int = 16,
         duration: float | None = None,
         progress: bool = False,
+        loop: bool = False,
     ) -> GenerationOutput:
         """Generate clips. ``labels``: one label per clip; or ``n`` clips (with no labels on a
         conditional model, the classes of the first factor in turn). ``duration`` (seconds) beyond
-        the model's clip length renders long audio by overlapping continuation."""
+        the model's clip length renders long audio by overlapping continuation. ``loop``: clips
+        whose end flows into their start (editing.make_loop), at any duration."""
         t0 = time.perf_counter()
         if labels is None:
             count = len(self.labels) if n is None and self.labels else (n or 1)
@@ -292,17 +295,19 @@ class Pipeline:
             s, lb = seeds[i : i + batch_size], labels[i : i + batch_size]
             cond = self.condition(lb)
             if frames <= self.config.frames:
-                mels.append(self.sample_mels(s, cond, sig, self.config.frames)[..., :frames])
+                m = self.sample_mels(s, cond, sig, self.config.frames)[..., :frames]
             else:
-                mels.append(render_long(self, s, cond, sig, frames))
+                m = render_long(self, s, cond, sig, frames)
+            mels.append(make_loop(self, m, s, cond, sig) if loop else m)
         mel = torch.cat(mels)
-        wav = torch.cat([self.vocode(mel[i : i + batch_size]) for i in range(0, len(mel), batch_size)])
+        render = partial(vocode_loop, self) if loop else self.vocode
+        wav = torch.cat([render(mel[i : i + batch_size]) for i in range(0, len(mel), batch_size)])
         wav, gain_db = limit_peaks(wav)
         found = self.flags(wav, labels)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         meta = [
-            self.metadata(s, lb, sig) | {"gain_db": round(g, 2), "flags": f}
+            self.metadata(s, lb, sig) | {"gain_db": round(g, 2), "flags": f} | ({"loop": True} if loop else {})
             for s, lb, g, f in zip(seeds, labels, gain_db, found)
         ]
         return GenerationOutput(wav.cpu(), mel.cpu(), self.sample_rate, meta, time.perf_counter() - t0)

@@ -100,3 +100,42 @@ def flags(wav: torch.Tensor, sample_rate: int, pitch_hz: Sequence[float | None] 
                 names.append("pitch")
         out.append(names)
     return out
+
+
+def seam_flux(
+    wav: torch.Tensor, seams: Sequence[int], wrap: bool = False, n_fft: int = 512, hop: int = 256
+) -> list[dict[str, float]]:
+    """How audible the joins of a clip [T] are. Spectral flux: the mean absolute difference of
+    the log magnitudes (Hann, ``n_fft``, ``hop``) of neighbouring frames. For each seam (a sample
+    index; with ``wrap`` the clip is played in a loop and index T is the wrap point) returns
+    {"flux": the mean flux of the frame pairs that straddle it, "p95": the 95th percentile of the
+    flux between frames away from every seam, "energy_db": the seam frames' energy over the
+    clip's median frame energy, in dB}."""
+    x = wav.detach().float().cpu().reshape(-1)
+    T = x.numel()
+    if wrap:
+        x = torch.cat([x, x[:n_fft]])
+    spec = torch.stft(x, n_fft, hop, window=torch.hann_window(n_fft), center=False, return_complex=True).abs()
+    logmag = torch.log(spec + 1e-5)  # [bins, frames]
+    flux = (logmag[:, 1:] - logmag[:, :-1]).abs().mean(0)  # pair i: frames i and i + 1
+    energy = 10 * torch.log10(spec.pow(2).sum(0) + 1e-12)
+    starts = torch.arange(logmag.shape[1]) * hop
+
+    def straddles(p: int) -> torch.Tensor:  # frames that hold samples on both sides of p
+        return (starts < p) & (starts + n_fft > p)
+
+    near = torch.zeros(len(flux), dtype=torch.bool)
+    pairs = []
+    for p in seams:
+        f = straddles(p)
+        pair = f[:-1] | f[1:]
+        pairs.append(pair)
+        near |= pair
+    inside = (~near) & (starts[1:] + n_fft <= T)
+    p95 = float(flux[inside].quantile(0.95)) if inside.any() else float("nan")
+    median = float(energy[starts + n_fft <= T].median())
+    out = []
+    for p, pair in zip(seams, pairs):
+        f = straddles(p)
+        out.append({"flux": float(flux[pair].mean()), "p95": p95, "energy_db": float(energy[f].mean()) - median})
+    return out

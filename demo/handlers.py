@@ -104,6 +104,14 @@ def check_float(value, name: str, lo: float, hi: float) -> float:
     return f
 
 
+def check_bool(value, name: str) -> bool:
+    if value in (None, ""):
+        return False
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    return value
+
+
 def resolve_seed(seed) -> int:
     """-1 draws a fresh seed (shown to the user so the clip can be made again); else 0..MAX_SEED."""
     seed = check_int(-1 if seed is None or seed == "" else seed, "seed", -1, MAX_SEED)
@@ -219,10 +227,12 @@ def report(out: GenerationOutput, pipe: Pipeline, seeds: Sequence[int]) -> str:
     sig = ", ".join(f"{s:g}" for s in meta.get("sigmas", []))
     seed_text = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}-{seeds[-1]}"
     clips = out.waveforms.shape[0]
+    flagged = [f"clip {k + 1}: {', '.join(m['flags'])}" for k, m in enumerate(out.metadata) if m.get("flags")]
+    badge = f" · **flagged** ({'; '.join(flagged)})" if flagged else " · no quality flags"
     return (
         f"**{clips} clip{'s' if clips > 1 else ''}, {out.audio_seconds:.2f} s of audio in {out.seconds:.2f} s: "
         f"{out.x_realtime:.1f}x real time** · {meta.get('steps', 0)} step(s) (sigmas {sig}) · {seed_text} · "
-        f"vocoder {pipe.vocoder.name} · {pipe.device}"
+        f"vocoder {pipe.vocoder.name} · {pipe.device}{badge}"
     )
 
 
@@ -248,7 +258,8 @@ def spectrogram(pipe: Pipeline, mel: torch.Tensor, title: str) -> np.ndarray:
 class GenerateRequest:
     """The inputs of /generate as sent (generate checks each): model, label (EACH_CLASS: every
     class in turn), label2 (the second factor, ANY: none), steps, seed (-1: random), clips,
-    duration (0: the model's clip), vocoder, sigmas (text; empty: use steps)."""
+    duration (0: the model's clip), vocoder, sigmas (text; empty: use steps), loop (clips whose
+    end flows into their start; last, so older API calls without it still work)."""
 
     model: Any
     label: Any
@@ -259,6 +270,7 @@ class GenerateRequest:
     duration: Any
     vocoder: Any
     sigmas: Any
+    loop: Any = False
 
 
 @dataclass(frozen=True)
@@ -301,6 +313,7 @@ def generate(cache: ModelCache, req: GenerateRequest) -> tuple:
         seed=seed,
         batch_size=MAX_CLIPS,
         duration=duration or None,
+        loop=check_bool(req.loop, "loop"),
     )
     seeds = [m["seed"] for m in out.metadata]
     audio = [(out.sample_rate, pcm16(w)) for w in out.waveforms]

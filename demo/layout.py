@@ -105,6 +105,7 @@ def generate_tab(first: Pipeline) -> Controls:
         c["duration"] = gr.Slider(
             0, MAX_DURATION_S, value=0, step=0.1, label="duration (s)", info=duration_note(first), elem_id="duration"
         )
+        c["loop"] = gr.Checkbox(value=False, label="seamless loop", elem_id="loop")
     with gr.Accordion("advanced", open=False):
         c["sigmas"] = gr.Textbox(
             value="", label="sigmas", placeholder="e.g. 80, 0.8 (decreasing; overrides steps)", elem_id="sigmas"

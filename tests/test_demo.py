@@ -336,3 +336,14 @@ def test_browser_corrupt_upload_shows_error_then_generate_works(server, browser,
     browser.find_element(By.CSS_SELECTOR, "button[role='tab']").click()  # back to Generate
     wait_for(browser, "#generate-button").click()
     assert wait_for(browser, "#clip-0 audio[src]")
+
+
+def test_generate_api_loop_and_quality_badge(handlers, client):
+    """The loop checkbox (last /generate input, optional) and the flags badge in the report."""
+    out = gen(client, seed=3, loop=True)
+    data, _ = read(out[0])
+    assert data.shape == (CLIP_SAMPLES,) and ("flagged" in out[-2] or "no quality flags" in out[-2])
+    plain = gen(client, seed=3)
+    assert not np.array_equal(read(plain[0])[0], data)  # the loop rewrote the clip's ends
+    with pytest.raises(Exception, match="loop must be true or false"):
+        gen(client, seed=3, loop="yes")

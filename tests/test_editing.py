@@ -120,3 +120,28 @@ def test_generation_and_edits_carry_flags(pipe, tmp_path):
     assert isinstance(edit.metadata[0]["flags"], list)
     silent = pipe.inpaint(torch.zeros(SR // 2) + 1e-7, 0.1, 0.2, seed=0)
     assert isinstance(silent.metadata[0]["flags"], list)
+
+
+def test_loops_wrap_without_a_seam_on_the_bundled_drums_model(tmp_path):
+    """The wrap point's spectral flux against the clip's own 95th-percentile interior flux: a
+    plain clip wrapped around jumps from its decay back to its attack; a loop does not."""
+    from cmaudio.generate import main as generate
+    from cmaudio.quality import seam_flux
+
+    drums = Pipeline.from_pretrained("drums", device="cpu")
+    labels = ["kick", "snare", "hihat", "tom", "cymbal", "clap_perc"] * 2
+
+    def smooth(out) -> int:
+        scores = [seam_flux(w, [w.numel()], wrap=True)[0] for w in out.waveforms]
+        return sum(s["flux"] <= s["p95"] for s in scores)
+
+    plain = drums.generate(labels=labels, steps=2, seed=0)
+    loop = drums.generate(labels=labels, steps=2, seed=0, loop=True)
+    assert loop.waveforms.shape == plain.waveforms.shape and all(m["loop"] for m in loop.metadata)
+    assert smooth(plain) <= 2 and smooth(loop) >= 8
+    assert (
+        generate(
+            ["--model", "drums", "--label", "hihat", "--loop", "--duration", "1.5", "--out", str(tmp_path), "--quiet"]
+        )
+        == 0
+    )
