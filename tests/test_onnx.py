@@ -8,11 +8,11 @@ import json
 import numpy as np
 import pytest
 import torch
+from test_pipeline import make_model
 
 from cmaudio.checkpoint import load_model
 from cmaudio.export import main as export
 from cmaudio.pipeline import resolve_model_path
-from test_pipeline import make_model
 
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
@@ -25,7 +25,6 @@ def test_onnx_network_matches_eager_at_any_batch_and_length(tmp_path, source):
     assert export([str(model), str(out)]) == 0
     sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     mf = load_model(resolve_model_path(model))
-    )
     net = mf.model.float().eval()
     names = [i.name for i in sess.get_inputs()]
     assert names == ["x", "sigma", "cond"]
