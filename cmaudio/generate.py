@@ -66,6 +66,12 @@ def _body(argv: Sequence[str] | None) -> int:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--vocoder", default=None, help="griffinlim, a bundled vocoder name or a path (default: best match)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument(
+        "--backend",
+        default="eager",
+        choices=["eager", "compiled", "onnx"],
+        help="how the network runs: eager torch (default), torch.compile, or onnxruntime (CPU)",
+    )
     p.add_argument("--out", default="samples", help="output folder (default ./samples)")
     p.add_argument("--format", default="wav", choices=["wav", "flac"])
     p.add_argument("--plot", action="store_true", help="also write a spectrogram grid png")
@@ -84,7 +90,7 @@ def _body(argv: Sequence[str] | None) -> int:
     from .pipeline import DEFAULT_MODEL, Pipeline
 
     try:
-        pipe = Pipeline.from_pretrained(a.model or DEFAULT_MODEL, device=a.device, vocoder=a.vocoder)
+        pipe = Pipeline.from_pretrained(a.model or DEFAULT_MODEL, device=a.device, vocoder=a.vocoder, backend=a.backend)
     except ValueError as exc:
         if type(exc) is ValueError:  # device errors; other errors carry their own type
             raise UsageError(str(exc)) from None
@@ -141,6 +147,7 @@ def _body(argv: Sequence[str] | None) -> int:
         "vocoder": pipe.vocoder.name,
         "vocoder_version": pipe.vocoder.version or pipe.vocoder.name,
         "device": str(pipe.device),
+        "backend": pipe.backend,
         "sample_rate": result.sample_rate,
         "files": files,
         "wall_seconds": wall,

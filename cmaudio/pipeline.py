@@ -86,11 +86,25 @@ def limit_peaks(wav: torch.Tensor, ceiling: float = PEAK_CEILING) -> tuple[torch
 class Pipeline:
     """A loaded model with its mel statistics and a vocoder; see the module docstring."""
 
-    def __init__(self, model_file: ModelFile, vocoder, device: torch.device, name: str):
+    def __init__(
+        self,
+        model_file: ModelFile,
+        vocoder,
+        device: torch.device,
+        name: str,
+        backend: str = "eager",
+        path: Path | None = None,
+    ):
+        from .backends import BACKENDS
         from .vocoder import check_compatible
 
         check_compatible(vocoder, model_file.config.mel)
-        self.model = model_file.model.to(device).eval()
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}: one of {', '.join(BACKENDS)}")
+        if backend == "onnx" and path is None:
+            raise ValueError("backend 'onnx' needs the model file: use Pipeline.from_pretrained")
+        self.model = BACKENDS[backend](model_file.model.to(device).eval(), path)
+        self.backend = backend
         self.config: ModelConfig = model_file.config
         self.vocoder = vocoder.to(device).eval()
         self.device = device
@@ -100,18 +114,23 @@ class Pipeline:
     # ------------------------------------------------------------------------------------------
     @classmethod
     def from_pretrained(
-        cls, name_or_path: str | Path = DEFAULT_MODEL, device: str | torch.device = "auto", vocoder: str | None = None
+        cls,
+        name_or_path: str | Path = DEFAULT_MODEL,
+        device: str | torch.device = "auto",
+        vocoder: str | None = None,
+        backend: str = "eager",
     ) -> Pipeline:
         """Load a bundled model by name or a model file by path. ``vocoder``: a name ("griffinlim",
         a bundled neural vocoder) or path; by default the bundled neural vocoder when its mel front
-        end matches the model's, else Griffin-Lim."""
+        end matches the model's, else Griffin-Lim. ``backend``: eager, compiled or onnx
+        (cmaudio.backends)."""
         from .vocoder import default_vocoder_for, load_vocoder
 
         dev = resolve_device(device)
         path = resolve_model_path(name_or_path)
         mf = load_model(path, device="cpu")
         voc = load_vocoder(vocoder, mf.config.mel) if vocoder else default_vocoder_for(mf.config.mel)
-        return cls(mf, voc, dev, str(name_or_path))
+        return cls(mf, voc, dev, str(name_or_path), backend=backend, path=path)
 
     @property
     def sample_rate(self) -> int:

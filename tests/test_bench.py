@@ -12,14 +12,25 @@ from cmaudio.bench import main as bench
 def test_bench_reports_every_entry(tmp_path, capsys):
     model = make_model(tmp_path / "m.safetensors")
     out = tmp_path / "bench.json"
-    assert bench(["--model", str(model), "--device", "cpu", "--batch-size", "1,4", "--repeats", "1",
-                  "--json", str(out)]) == 0
+    assert (
+        bench(["--model", str(model), "--device", "cpu", "--batch-size", "1,4", "--repeats", "1", "--json", str(out)])
+        == 0
+    )
     report = json.loads(out.read_text())
     assert {"device", "threads", "results"} <= set(report)
     names = {(r["name"], r["batch_size"]) for r in report["results"]}
     for b in (1, 4):
-        for n in ("cm-1", "cm-2", "cm-4", "heun-18", "cm-1-net", "cm-2-net", "cm-4-net", "heun-18-net",
-                  "vocoder-griffinlim"):
+        for n in (
+            "cm-1",
+            "cm-2",
+            "cm-4",
+            "heun-18",
+            "cm-1-net",
+            "cm-2-net",
+            "cm-4-net",
+            "heun-18-net",
+            "vocoder-griffinlim",
+        ):
             assert (n, b) in names
     r = {(x["name"], x["batch_size"]): x for x in report["results"]}
     assert r[("cm-2", 4)]["calls"] == 2 and r[("heun-18", 4)]["calls"] == 35
@@ -40,3 +51,40 @@ def test_gpu_check_script_refuses_cleanly_without_cuda(capsys, script_module):
         pytest.skip("a CUDA device is present: run benchmarks/gpu_check.py itself")
     assert script_module("benchmarks/gpu_check.py", "gpu_check").main([]) == 2
     assert "no CUDA device" in capsys.readouterr().err
+
+
+def test_bench_backends_side_by_side(tmp_path, capsys, monkeypatch):
+    """--backend eager,onnx: both in one run, a backend field on every row, the time to the first
+    clip of each (the ONNX export included) and cm-2's speed ratio to eager."""
+    import pytest
+
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("CMAUDIO_CACHE", str(tmp_path / "cache"))
+    model = make_model(tmp_path / "m.safetensors")
+    out = tmp_path / "bench.json"
+    assert (
+        bench(
+            [
+                "--model",
+                str(model),
+                "--device",
+                "cpu",
+                "--batch-size",
+                "2",
+                "--repeats",
+                "1",
+                "--backend",
+                "eager,onnx",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    report = json.loads(out.read_text())
+    assert {r["backend"] for r in report["results"]} == {"eager", "onnx"}
+    assert set(report["first_clip_seconds"]) == {"eager", "onnx"} and report["backends"] == ["eager", "onnx"]
+    assert report["ratios"]["cm-2 onnx / eager, batch 2"] > 0
+    assert "cm-2 onnx / eager, batch 2" in capsys.readouterr().out
+    assert bench(["--model", str(model), "--backend", "eager,tensorrt"]) == 2
+    assert "--backend" in capsys.readouterr().err

@@ -54,3 +54,36 @@ def test_bad_export_arguments_are_one_line_errors(tmp_path, capsys, args, needle
     assert export(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and needle in err[0]
+
+
+@pytest.mark.parametrize("source", ["tiny", "digits"])
+def test_onnx_backend_generates_what_eager_does(tmp_path, monkeypatch, source):
+    """Pipeline(backend="onnx"): the graph exported on first use into the cache, then reused;
+    mels within 1e-4 and waveforms within 1e-3 of eager, same seeds."""
+    from cmaudio.pipeline import Pipeline
+
+    monkeypatch.setenv("CMAUDIO_CACHE", str(tmp_path / "cache"))
+    model = make_model(tmp_path / "tiny.safetensors") if source == "tiny" else source
+    eager = Pipeline.from_pretrained(model, device="cpu")
+    fast = Pipeline.from_pretrained(model, device="cpu", backend="onnx")
+    labels = [eager.labels[i % len(eager.labels)] for i in range(3)]
+    a = eager.generate(labels=labels, steps=2, seed=0)
+    b = fast.generate(labels=labels, steps=2, seed=0)
+    assert float((a.mels - b.mels).abs().max()) <= 1e-4
+    assert float((a.waveforms - b.waveforms).abs().max()) <= 1e-3
+    cached = list((tmp_path / "cache" / "onnx").glob("*.onnx"))
+    assert len(cached) == 1
+    stamp = cached[0].stat().st_mtime_ns
+    Pipeline.from_pretrained(model, device="cpu", backend="onnx")
+    assert cached[0].stat().st_mtime_ns == stamp  # reused, not exported again
+
+
+def test_generate_cli_backend_onnx(tmp_path, monkeypatch):
+    from cmaudio.generate import main as generate
+
+    monkeypatch.setenv("CMAUDIO_CACHE", str(tmp_path / "cache"))
+    assert (
+        generate(["--label", "seven", "--backend", "onnx", "--device", "cpu", "--out", str(tmp_path / "g"), "--quiet"])
+        == 0
+    )
+    assert json.loads((tmp_path / "g" / "manifest.json").read_text())["backend"] == "onnx"

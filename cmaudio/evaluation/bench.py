@@ -65,15 +65,28 @@ class Bench:
     progress: bool = True
     results: list[dict] = field(default_factory=list)
 
-    def measure(self, name: str, calls: int, vocoder: str | None, batch: int, fn: Callable[[], object],
-                repeats: int | None = None) -> None:
+    def measure(
+        self,
+        name: str,
+        calls: int,
+        vocoder: str | None,
+        batch: int,
+        fn: Callable[[], object],
+        repeats: int | None = None,
+    ) -> None:
         """Time ``fn`` (one batch of ``batch`` clips) and record it as entry ``name``."""
         seconds = time_call(fn, self.pipe.device, repeats or self.repeats, self.min_seconds)
         clip_seconds = self.pipe.clip_seconds
-        self.results.append({
-            "name": name, "calls": calls, "vocoder": vocoder, "batch_size": batch,
-            "x_realtime": batch * clip_seconds / seconds, "seconds_per_clip": seconds / batch,
-        })
+        self.results.append(
+            {
+                "name": name,
+                "calls": calls,
+                "vocoder": vocoder,
+                "batch_size": batch,
+                "x_realtime": batch * clip_seconds / seconds,
+                "seconds_per_clip": seconds / batch,
+            }
+        )
         if self.progress:
             print(f"  {name:<22} batch {batch:<4} {batch * clip_seconds / seconds:9.1f}x real time", file=sys.stderr)
 
@@ -112,10 +125,21 @@ class Bench:
         pipe = self.pipe
         if pipe.is_consistency:
             for k in CM_STEPS:
-                self.measure(f"cm-{k}", k, pipe.vocoder.name, batch,
-                             lambda k=k: pipe.generate(labels=labels, steps=k, seed=0, batch_size=batch))
-        self.measure(f"heun-{HEUN_STEPS}", HEUN_CALLS, pipe.vocoder.name, batch, lambda: pipe.vocode(heun()),
-                     max(1, self.repeats // 2))
+                self.measure(
+                    f"cm-{k}",
+                    k,
+                    pipe.vocoder.name,
+                    batch,
+                    lambda k=k: pipe.generate(labels=labels, steps=k, seed=0, batch_size=batch),
+                )
+        self.measure(
+            f"heun-{HEUN_STEPS}",
+            HEUN_CALLS,
+            pipe.vocoder.name,
+            batch,
+            lambda: pipe.vocode(heun()),
+            max(1, self.repeats // 2),
+        )
 
     def batch(self, batch: int, vocoders: Sequence[str]) -> None:
         """Every entry at one batch size, in the order of the report."""
@@ -158,8 +182,14 @@ class Bench:
         return out
 
 
-def benchmark(pipe: Pipeline, batch_sizes: Sequence[int] = (16,), repeats: int = 5, min_seconds: float = 1.0,
-              vocoders: Sequence[str] = ("griffinlim",), progress: bool = True) -> dict:
+def benchmark(
+    pipe: Pipeline,
+    batch_sizes: Sequence[int] = (16,),
+    repeats: int = 5,
+    min_seconds: float = 1.0,
+    vocoders: Sequence[str] = ("griffinlim",),
+    progress: bool = True,
+) -> dict:
     """Run every entry for every batch size; returns the JSON-able report (see module doc)."""
     run = Bench(pipe, repeats, min_seconds, progress)
     voc_names = list(dict.fromkeys([pipe.vocoder.name, *vocoders]))
@@ -177,32 +207,77 @@ def benchmark(pipe: Pipeline, batch_sizes: Sequence[int] = (16,), repeats: int =
     }
 
 
-def bench_model(model: str, batch_sizes: Sequence[int] = (16,), repeats: int = 5, device: str = "auto",
-                vocoder: str | None = None, compile_net: bool = False, progress: bool = True) -> dict:
-    """Load ``model`` (bundled name or file) with ``vocoder`` on ``device``, optionally
-    torch.compile its network, and ``benchmark`` it. A model that cannot be loaded as asked is a
-    CheckpointError, VocoderError or EvaluationError (a bad device or vocoder name)."""
-    try:
-        pipe = Pipeline.from_pretrained(model, device=device, vocoder=vocoder)
-    except ValueError as exc:
-        if type(exc) is ValueError:  # Pipeline's argument errors are plain ValueErrors
-            raise EvaluationError(str(exc)) from None
-        raise
-    if compile_net:
-        pipe.model = torch.compile(pipe.model)
-    if progress:
-        print(f"benchmarking {pipe.name} on {pipe.device} ...", file=sys.stderr)
-    return benchmark(pipe, batch_sizes, repeats=repeats, progress=progress)
+def bench_model(
+    model: str,
+    batch_sizes: Sequence[int] = (16,),
+    repeats: int = 5,
+    device: str = "auto",
+    vocoder: str | None = None,
+    backends: Sequence[str] = ("eager",),
+    progress: bool = True,
+) -> dict:
+    """Load ``model`` (bundled name or file) with ``vocoder`` on ``device`` once per backend
+    (cmaudio.backends: eager, compiled, onnx) and ``benchmark`` each, side by side in this one
+    process. Every row carries its ``backend``; ``first_clip_seconds`` per backend is the time
+    from loading to the first generated clip (export or compilation included); ``ratios`` gain
+    each backend's cm-2 end-to-end speed over eager's. A model that cannot be loaded as asked is a
+    CheckpointError, VocoderError or EvaluationError (a bad device, backend or vocoder name)."""
+    report: dict = {}
+    first: dict[str, float] = {}
+    for backend in backends:
+        t0 = time.perf_counter()
+        try:
+            pipe = Pipeline.from_pretrained(model, device=device, vocoder=vocoder, backend=backend)
+        except ValueError as exc:
+            if type(exc) is ValueError:  # Pipeline's argument errors are plain ValueErrors
+                raise EvaluationError(str(exc)) from None
+            raise
+        pipe.generate(n=1, steps=2, seed=0)
+        first[backend] = time.perf_counter() - t0
+        if progress:
+            print(
+                f"benchmarking {pipe.name} on {pipe.device}, backend {backend} "
+                f"(first clip after {first[backend]:.1f} s) ...",
+                file=sys.stderr,
+            )
+        part = benchmark(pipe, batch_sizes, repeats=repeats, progress=progress)
+        for r in part["results"]:
+            r["backend"] = backend
+        if not report:
+            report = part
+        else:
+            report["results"] += part["results"]
+            report["ratios"].update({f"{k} ({backend})": v for k, v in part["ratios"].items()})
+    report["first_clip_seconds"] = first
+    report["backends"] = list(backends)
+    report["ratios"].update(backend_ratios(report["results"], batch_sizes, backends))
+    return report
+
+
+def backend_ratios(results: list[dict], batch_sizes: Sequence[int], backends: Sequence[str]) -> dict[str, float]:
+    """cm-2 end to end of each backend over eager's, per batch size (same run)."""
+    out = {}
+    speed = {(r["backend"], r["batch_size"]): r["x_realtime"] for r in results if r["name"] == "cm-2"}
+    for b in batch_sizes:
+        for backend in backends:
+            if backend != "eager" and (backend, b) in speed and ("eager", b) in speed:
+                out[f"cm-2 {backend} / eager, batch {b}"] = speed[backend, b] / speed["eager", b]
+    return out
 
 
 def format_table(report: dict) -> str:
     """The report as a fixed-width table, then the ratios."""
-    lines = [f"device {report['device']}, {report['threads']} threads, model {report['model']}, "
-             f"clip {report['clip_seconds']:.2f} s", "",
-             f"{'name':<24}{'calls':>6}{'batch':>7}{'x real time':>14}{'ms / clip':>12}"]
+    lines = [
+        f"device {report['device']}, {report['threads']} threads, model {report['model']}, "
+        f"clip {report['clip_seconds']:.2f} s",
+        "",
+        f"{'name':<24}{'backend':>9}{'calls':>6}{'batch':>7}{'x real time':>14}{'ms / clip':>12}",
+    ]
     for r in report["results"]:
-        lines.append(f"{r['name']:<24}{r['calls']:>6}{r['batch_size']:>7}{r['x_realtime']:>14.1f}"
-                     f"{1000 * r['seconds_per_clip']:>12.2f}")
+        lines.append(
+            f"{r['name']:<24}{r.get('backend', 'eager'):>9}{r['calls']:>6}{r['batch_size']:>7}"
+            f"{r['x_realtime']:>14.1f}{1000 * r['seconds_per_clip']:>12.2f}"
+        )
     if report["ratios"]:
         lines.append("")
         lines += [f"{k}: {v:.1f}x" for k, v in report["ratios"].items()]
