@@ -22,6 +22,7 @@ import torch
 from .audio import denormalise, num_frames
 from .checkpoint import CheckpointError, ModelFile, load_model
 from .config import ModelConfig
+from .devices import resolve_device
 from .editing import make_loop, render_long, vocode_loop
 from .output import GenerationOutput
 from .sampling import SAMPLERS, Sampler, check_sigmas
@@ -51,17 +52,6 @@ def resolve_model_path(name_or_path: str | Path) -> Path:
     raise CheckpointError(
         f"unknown model {name_or_path!r}: bundled models: {have}; or give a path to a .safetensors file"
     )
-
-
-def resolve_device(name: str | torch.device = "auto") -> torch.device:
-    name = str(name)
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but CUDA is not available")
-    if name != "cpu" and not name.startswith("cuda"):
-        raise ValueError(f"unknown device {name!r}: use auto, cpu or cuda")
-    return torch.device(name)
 
 
 # Peak ceiling of generated clips. The data sets are peak-normalised to random levels (digits:

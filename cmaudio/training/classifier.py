@@ -33,7 +33,7 @@ from ..evaluation.classifier import (
     file_sha256,
     save_classifier,
 )
-from .harness import NonFiniteGuard, Progress, RunFolder, resolve_device
+from .harness import NonFiniteGuard, Progress, RunFolder, resolve_device, summary_line
 
 __all__ = [
     "AugmentConfig",
@@ -320,10 +320,9 @@ def train_classifier(cfg: ClassifierTrainConfig, run_dir: str | os.PathLike, pro
     }
     (run_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     shown = ", ".join(f"{k.split('_')[0]} {v:.1%}" for k, v in acc.items())
-    print(
+    summary_line(
         f"classifier {cfg.name}: accuracy {shown}; best epoch {best_epoch}/{cfg.run.epochs}, "
-        f"{seconds:.0f} s -> {out_path}",
-        file=sys.stderr,
+        f"{seconds:.0f} s -> {out_path}"
     )
     return report
 

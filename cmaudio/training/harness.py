@@ -37,6 +37,7 @@ __all__ = [
     "get_rng_state",
     "resolve_device",
     "set_rng_state",
+    "summary_line",
     "truncate_log",
 ]
 
@@ -44,14 +45,14 @@ log = logging.getLogger("cmaudio")
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """ "auto" (CUDA when present), "cpu" or "cuda" (this process's GPU under torchrun)."""
-    if name not in ("auto", "cpu", "cuda"):
-        raise TrainingError(f"unknown device {name!r}: use auto, cpu or cuda")
-    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise TrainingError("device 'cuda' requested but CUDA is not available")
-        return torch.device("cuda", local_rank)
-    return torch.device("cpu")
+    """cmaudio.devices.resolve_device for a training process: this rank's GPU under torchrun, and
+    a refusal as a TrainingError."""
+    from ..devices import resolve_device as choose
+
+    try:
+        return choose(name, local_rank)
+    except ValueError as exc:
+        raise TrainingError(str(exc)) from None
 
 
 @torch.no_grad()
@@ -176,6 +177,11 @@ class NonFiniteGuard:
             )
 
 
+def summary_line(text: str) -> None:
+    """The one line a finished run prints (what was trained, how long, where the result is)."""
+    print(text, file=sys.stderr, flush=True)
+
+
 class Progress:
     """A tqdm bar on stderr (when ``show``), the run's timer and the closing summary line every
     trainer prints."""
@@ -202,7 +208,7 @@ class Progress:
             self.bar.close()
             self.bar = None
         if summary:
-            print(summary, file=sys.stderr)
+            summary_line(summary)
 
 
 class Stepper(Protocol):
