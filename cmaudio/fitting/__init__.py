@@ -13,6 +13,7 @@ evaluate it (stages.py). Every stage resumes where a killed run stopped.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import sys
@@ -23,7 +24,19 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .corpus import Clips, assign_splits, cut_clips, find_sources, write_corpus
-from .plan import MIN_CLIPS, MIN_STEPS, SAFETY, SHARES, FitError, FitOptions, Plan, fingerprint, probe_seconds
+from .plan import (
+    BATCH,
+    MIN_CLIPS,
+    MIN_STEPS,
+    PROBE_STEPS,
+    SAFETY,
+    SHARES,
+    FitError,
+    FitOptions,
+    Plan,
+    fingerprint,
+    probe_seconds,
+)
 from .stages import STAGES, Stages
 
 __all__ = ["FitError", "FitOptions", "FitResult", "fit"]
@@ -91,8 +104,8 @@ def make_plan(options: FitOptions, fp: str, data: Path, info: dict, t_start: flo
     )
     with tempfile.TemporaryDirectory(prefix="cmaudio-probe-") as tmp, contextlib.redirect_stderr(io.StringIO()):
         stages = Stages(Path(tmp), draft, options, progress=False, data=data)
-        t_teacher = probe_seconds(lambda steps: probe_run(stages, "teacher", steps))
-        t_student = probe_seconds(lambda steps: probe_run(stages, "student", steps))
+        t_teacher = probe_seconds(probe_run(stages, "teacher", 1 + PROBE_STEPS), BATCH)
+        t_student = probe_seconds(probe_run(stages, "student", 1 + PROBE_STEPS), BATCH)
     prep = time.perf_counter() - t_start
     budget = max(0.0, options.minutes * 60 - prep)
     draft.budget_seconds = {"data": prep, **{k: v * budget for k, v in SHARES.items()}}
@@ -104,8 +117,8 @@ def make_plan(options: FitOptions, fp: str, data: Path, info: dict, t_start: flo
     return draft
 
 
-def probe_run(stages: Stages, stage: str, steps: int) -> None:
-    """A fresh training run of ``stage`` for ``steps`` steps in the probe folder."""
+def probe_run(stages: Stages, stage: str, steps: int) -> Path:
+    """A fresh training run of ``stage`` for ``steps`` steps, logging every step; its log."""
     from ..training import run
 
     teacher = None
@@ -113,7 +126,10 @@ def probe_run(stages: Stages, stage: str, steps: int) -> None:
         teacher = stages.out / "t0" / "model.safetensors"
         if not teacher.exists():
             run(stages.train_config("teacher", 1), stages.out / "t0", progress=False)
-    run(stages.train_config(stage, steps, teacher), stages.out / f"{stage}-{time.perf_counter_ns()}", progress=False)
+    folder = stages.out / f"{stage}-{time.perf_counter_ns()}"
+    cfg = stages.train_config(stage, steps, teacher)
+    run(dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, log_every=1)), folder, progress=False)
+    return folder / "log.jsonl"
 
 
 def prepare(options: FitOptions, out: Path, fp: str, sources, mode: str, dry_run: bool) -> Plan:

@@ -7,8 +7,8 @@ the steps are not re-measured) and another folder or other flags are refused.
 Budget: --minutes covers everything after the plan is made. The data preparation's measured time
 is taken off first; the rest is shared by SHARES. Each training stage's steps are its share over
 the seconds one step took in a short probe on this machine (PROBE_STEPS timed steps of the real
-network and batch, fixed costs left out), less SAFETY so that the whole run stays within its
-budget.
+network and batch: the median step of its log, fixed costs left out), less SAFETY so that the
+whole run stays within its budget.
 """
 
 from __future__ import annotations
@@ -145,13 +145,11 @@ def net_overrides(labelled: bool, minutes: float) -> list[str]:
     return ["net.arch='unet1d'", *net, *(["net.label_dropout=0.1"] if labelled else [])]
 
 
-def probe_seconds(run_fn, steps: int = PROBE_STEPS) -> float:
-    """Seconds per training step: ``run_fn(n)`` trains a fresh run for n steps; the difference
-    between a run of 1 + ``steps`` steps and one of 1 step, over ``steps``, leaves out what every
-    run pays once (data loading, building the network, the first step's warm-up, the final save)."""
-    t0 = time.perf_counter()
-    run_fn(1)
-    t1 = time.perf_counter()
-    run_fn(1 + steps)
-    t2 = time.perf_counter()
-    return max(1e-3, ((t2 - t1) - (t1 - t0)) / steps)
+def probe_seconds(log: Path, batch: int) -> float:
+    """Seconds per training step from a probe run's log.jsonl (one line a step): the median of
+    batch / examples_per_s over its steps after the first, which leaves out what a run pays once
+    (data loading, building the network, the first step's warm-up, saving) and load spikes."""
+    rates = [json.loads(line)["examples_per_s"] for line in log.read_text().splitlines()[1:]]
+    if not rates:
+        raise FitError(f"{log}: the speed probe logged no step")
+    return batch / sorted(rates)[len(rates) // 2]
