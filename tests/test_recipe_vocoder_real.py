@@ -79,32 +79,25 @@ def test_build_holds_out_whole_groups_and_writes_manifests(tmp_path, real, sourc
     per_track = {g: sum(r["group"] == g and r["split"] == "train" for r in music) for g in ("track0", "track1")}
     assert all(0 < n <= 6 for n in per_track.values())
     assert (out / "heldout-fix-speech-dee.jsonl").is_file()
+
     # the manifests are what data.AudioFolder and the vocoder trainer read
-    ds = AudioFolder(
-        out,
-        mel=MelConfig(),
-        seconds=1.0,
-        split="train",
-        layout="manifest",
-        manifest="speech.jsonl",
-        label_fields=(),
-        cache=False,
-        keep_wav=True,
-        progress=False,
-    )
+    def read(split: str, seconds: float) -> AudioFolder:
+        return AudioFolder(
+            out,
+            mel=MelConfig(),
+            seconds=seconds,
+            split=split,
+            layout="manifest",
+            manifest="speech.jsonl",
+            label_fields=(),
+            cache=False,
+            keep_wav=True,
+            progress=False,
+        )
+
+    ds = read("train", 1.0)
     assert len(ds) == 18 and float(ds.wavs.abs().amax(-1).min()) > 0.1
-    test = AudioFolder(
-        out,
-        mel=MelConfig(),
-        seconds=4.0,
-        split="test",
-        layout="manifest",
-        manifest="speech.jsonl",
-        label_fields=(),
-        cache=False,
-        keep_wav=True,
-        progress=False,
-    )
+    test = read("test", 4.0)
     assert test.wavs.shape == (2, 4 * SR)
 
 
