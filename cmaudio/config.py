@@ -161,12 +161,14 @@ class ECTObjectiveConfig:
 
     q: float = 2.0
     stage_steps: int = 1000
+    start_stage: int = 0  # > 0 tunes a model that is already consistent (fit --from): a small gap
     P_mean: float = -1.1
     P_std: float = 2.0
 
     def __post_init__(self) -> None:
         check_field(self.q > 1, "objective.ect.q", "must be > 1")
         check_field(self.stage_steps >= 1, "objective.ect.stage_steps", "must be >= 1")
+        check_field(self.start_stage >= 0, "objective.ect.start_stage", "must be >= 0")
         check_field(self.P_std > 0, "objective.ect.P_std", "must be > 0")
 
 
@@ -277,6 +279,7 @@ class TrainConfig:
 
     name: str = "run"
     teacher: str = ""  # model file a student (cd, ect) starts from and distils
+    init: str = ""  # model file to start from instead (any kind); the data's new labels extend its tables
     mel: MelConfig = field(default_factory=MelConfig)
     net: NetConfig = field(default_factory=NetConfig)
     precond: PrecondConfig = field(default_factory=PrecondConfig)

@@ -14,6 +14,7 @@ EXAMPLES = """examples:
   python -m cmaudio.fit recordings/ --out runs/digits --labels filename   # 7_jackson_32.wav -> "7"
   python -m cmaudio.fit takes/ --out runs/takes --labels filename --label-pattern '^(\\w+)-take'
   python -m cmaudio.fit field/ --out runs/field --labels none --minutes 60 --seconds 2
+  python -m cmaudio.fit my_digits/ --out runs/mine --labels filename --from digits --minutes 15
   python -m cmaudio.fit my_sounds/ --out runs/mine --dry-run          # the labels, clips and step plan only
 Running the same command again continues where it stopped.
 """
@@ -40,6 +41,14 @@ def _body(argv: Sequence[str] | None) -> int:
         default=DEFAULT_MINUTES,
         help=f"time budget for the whole run, evaluation included (default: {DEFAULT_MINUTES:g})",
     )
+    p.add_argument(
+        "--from",
+        dest="source",
+        default="",
+        metavar="NAME|PATH",
+        help="start from a bundled model or model file: no teacher, its network, mel front end and "
+        "vocoder kept, new labels added",
+    )
     p.add_argument("--seconds", type=float, default=None, help="clip length (default: chosen from the data)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -56,6 +65,7 @@ def _body(argv: Sequence[str] | None) -> int:
         seconds=a.seconds,
         seed=a.seed,
         device=a.device,
+        source=a.source,
     )
     fit(options, dry_run=a.dry_run, progress=not a.no_progress)
     return 0

@@ -222,15 +222,17 @@ class ConsistencyTrainingLoss(_ConsistencyBase):
 
 
 class EasyConsistencyTuningLoss(_ConsistencyBase):
-    """Easy consistency tuning, ECT (Geng et al. 2024): start from the EDM teacher's weights;
-    t ~ lognormal(P_mean, P_std), r = ect_gap_r(t, stage) with the stage advancing every
-    ``stage_steps`` steps; shared noise for x_t and x_r; target = stop-gradient f(x_r, r) from the
-    same network, or the clean x where r = 0 (plain denoising); loss = d / (t - r)."""
+    """Easy consistency tuning, ECT (Geng et al. 2024): start from the EDM teacher's weights (or
+    a consistency model's, to tune it on new data); t ~ lognormal(P_mean, P_std), r =
+    ect_gap_r(t, stage) with the stage advancing every ``stage_steps`` steps from ``start_stage``;
+    shared noise for x_t and x_r; target = stop-gradient f(x_r, r) from the same network, or the
+    clean x where r = 0 (plain denoising); loss = d / (t - r)."""
 
     def __init__(
         self,
         q: float = 2.0,
         stage_steps: int = 1000,
+        start_stage: int = 0,
         P_mean: float = -1.1,
         P_std: float = 2.0,
         distance: str = "pseudo_huber",
@@ -240,6 +242,7 @@ class EasyConsistencyTuningLoss(_ConsistencyBase):
     ):
         super().__init__(distance, huber_c, sigma_min, sigma_max)
         self.q, self.stage_steps, self.P_mean, self.P_std = q, stage_steps, P_mean, P_std
+        self.start_stage = start_stage
 
     def target_decay(self, step: int) -> float | None:
         return None
@@ -247,7 +250,7 @@ class EasyConsistencyTuningLoss(_ConsistencyBase):
     def __call__(self, model, x, cond=None, *, step: int = 0, target=None) -> torch.Tensor:
         t = (torch.randn(x.shape[0], device=x.device) * self.P_std + self.P_mean).exp()
         t = t.clamp(self.sigma_min * 1.001, self.sigma_max)
-        gap = ect_gap(t, step // self.stage_steps, self.q)
+        gap = ect_gap(t, self.start_stage + step // self.stage_steps, self.q)
         r = (t - gap).clamp_min(0.0)
         z = torch.randn_like(x)
         # Where r falls below sigma_min the target is the data itself: f(x, 0) = x.
@@ -279,7 +282,7 @@ def _ict(cfg: ObjectiveConfig, common: dict, sigma_data: float, total_steps: int
 
 def _ect(cfg: ObjectiveConfig, common: dict, sigma_data: float, total_steps: int, teacher):
     c = cfg.ect
-    return EasyConsistencyTuningLoss(c.q, c.stage_steps, c.P_mean, c.P_std, **common)
+    return EasyConsistencyTuningLoss(c.q, c.stage_steps, c.start_stage, c.P_mean, c.P_std, **common)
 
 
 # objective.kind -> builder(config, shared consistency settings, sigma_data, curriculum length,

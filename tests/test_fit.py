@@ -162,3 +162,35 @@ def test_a_killed_fit_continues_where_it_stopped(tmp_path):
     from cmaudio.checkpoint import load_model
 
     assert load_model(out / "teacher" / "model.safetensors").step == plan["steps"]["teacher"]
+
+
+def test_fit_from_a_model_tunes_it_and_extends_its_labels(tmp_path, capsys, tones_data, tiny_overrides):
+    from cmaudio.checkpoint import load_model
+    from cmaudio.config import load_config
+    from cmaudio.training import run
+
+    tones = ROOT / "recipes" / "tones"
+    base = [f"data.root={tones_data}", *tiny_overrides]
+    run(load_config(tones / "teacher.toml", [*base, "run.steps=4"]), tmp_path / "t", progress=False)
+    teacher = tmp_path / "t" / "model.safetensors"
+    run(
+        load_config(tones / "student.toml", [*base, "run.steps=2", f"teacher={teacher}"]),
+        tmp_path / "s",
+        progress=False,
+    )
+    src = load_model(tmp_path / "s" / "model.safetensors")
+    data = folder_set(tmp_path / "data")
+    out = tmp_path / "run"
+    assert run_fit(data, "--out", out, "--minutes", "0.3", "--from", tmp_path / "s" / "model.safetensors") == 0
+    err = capsys.readouterr().err
+    assert "no teacher; consistency tuning of" in err and "the model it starts from" in err
+    plan = json.loads((out / "plan.json").read_text())
+    assert plan["steps"]["teacher"] == 0 and plan["steps"]["student"] >= 5 and not (out / "teacher").exists()
+    mf = load_model(out / "model.safetensors")
+    assert mf.config.classes == ((*src.config.classes[0], "high", "low"),)
+    assert mf.config.frames == src.config.frames and mf.config.mel == src.config.mel
+    # a teacher or a missing file is refused in one line
+    assert run_fit(data, "--out", tmp_path / "r2", "--from", teacher) == 2
+    assert "consistency model" in capsys.readouterr().err
+    assert run_fit(data, "--out", tmp_path / "r3", "--from", tmp_path / "nope.safetensors") == 2
+    assert "--from" in capsys.readouterr().err and not (tmp_path / "r3").exists()

@@ -23,7 +23,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .corpus import Clips, assign_splits, cut_clips, find_sources, write_corpus
+from .corpus import SR, Clips, assign_splits, cut_clips, find_sources, write_corpus
 from .plan import (
     BATCH,
     MIN_CLIPS,
@@ -104,14 +104,17 @@ def make_plan(options: FitOptions, fp: str, data: Path, info: dict, t_start: flo
     )
     with tempfile.TemporaryDirectory(prefix="cmaudio-probe-") as tmp, contextlib.redirect_stderr(io.StringIO()):
         stages = Stages(Path(tmp), draft, options, progress=False, data=data)
-        t_teacher = probe_seconds(probe_run(stages, "teacher", 1 + PROBE_STEPS), BATCH)
+        t_teacher = 0.0 if options.source else probe_seconds(probe_run(stages, "teacher", 1 + PROBE_STEPS), BATCH)
         t_student = probe_seconds(probe_run(stages, "student", 1 + PROBE_STEPS), BATCH)
     prep = time.perf_counter() - t_start
     budget = max(0.0, options.minutes * 60 - prep)
-    draft.budget_seconds = {"data": prep, **{k: v * budget for k, v in SHARES.items()}}
+    shares = dict(SHARES)
+    if options.source:  # no teacher: its share goes to tuning the model we start from
+        shares = {**shares, "teacher": 0.0, "student": SHARES["teacher"] + SHARES["student"]}
+    draft.budget_seconds = {"data": prep, **{k: v * budget for k, v in shares.items()}}
     draft.seconds_per_step = {"teacher": t_teacher, "student": t_student}
     draft.steps = {
-        "teacher": max(MIN_STEPS, int(SAFETY * draft.budget_seconds["teacher"] / t_teacher)),
+        "teacher": max(MIN_STEPS, int(SAFETY * draft.budget_seconds["teacher"] / t_teacher)) if t_teacher else 0,
         "student": max(MIN_STEPS, int(SAFETY * draft.budget_seconds["student"] / t_student)),
     }
     return draft
@@ -122,7 +125,7 @@ def probe_run(stages: Stages, stage: str, steps: int) -> Path:
     from ..training import run
 
     teacher = None
-    if stage == "student":
+    if stage == "student" and not stages.options.source:
         teacher = stages.out / "t0" / "model.safetensors"
         if not teacher.exists():
             run(stages.train_config("teacher", 1), stages.out / "t0", progress=False)
@@ -132,11 +135,32 @@ def probe_run(stages: Stages, stage: str, steps: int) -> Path:
     return folder / "log.jsonl"
 
 
+def source_seconds(options: FitOptions) -> float | None:
+    """The clip length of the --from model (a model file or a bundled name), None without one.
+    Its length wins over the data's: its network, sigmas and habits were learned at that length."""
+    if not options.source:
+        return None
+    from ..checkpoint import load_model
+    from ..errors import CheckpointError
+    from ..pipeline import resolve_model_path
+
+    try:
+        cfg = load_model(resolve_model_path(options.source)).config
+    except CheckpointError as exc:
+        raise FitError(f"--from: {exc}") from None
+    if cfg.precond.kind != "consistency" or cfg.mel.sample_rate != SR:
+        raise FitError(f"--from {options.source}: need a {SR} Hz consistency model (a generator, not a teacher)")
+    return (cfg.frames - 1) * cfg.mel.hop_length / cfg.mel.sample_rate
+
+
 def prepare(options: FitOptions, out: Path, fp: str, sources, mode: str, dry_run: bool) -> Plan:
     """Read and cut the clips, describe them, write RUN/data (a temporary folder for a dry run,
     removed after) and make the plan."""
     t0 = time.perf_counter()
-    clips, seconds, why = cut_clips(sources, options.seconds)
+    start = source_seconds(options)
+    clips, seconds, why = cut_clips(sources, options.seconds or start)
+    if start and not options.seconds:
+        why = f"the clip length of {options.source}, the model it starts from (--seconds overrides)"
     splits = assign_splits(clips, seed=options.seed)
     describe(clips, splits, mode, seconds, why)
     validate(clips, mode, Path(options.data))

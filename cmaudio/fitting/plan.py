@@ -56,6 +56,7 @@ class FitOptions:
     seconds: float | None = None
     seed: int = 0
     device: str = "auto"
+    source: str = ""  # --from: a bundled model's name or a model file to start from
 
     def __post_init__(self) -> None:
         if self.labels not in LABEL_MODES:
@@ -120,10 +121,16 @@ class Plan:
 
     def summary(self) -> str:
         mins = {k: f"{v / 60:.1f}" for k, v in self.budget_seconds.items()}
+        source = self.options.get("source", "")
+        first = (
+            f"no teacher; consistency tuning of {source}"
+            if source
+            else f"teacher {self.steps['teacher']} steps ({mins['teacher']} min), student"
+        )
         return (
-            f"plan: {self.clips.get('train', 0)} training clips of {self.clip_seconds:g} s; teacher "
-            f"{self.steps['teacher']} steps ({mins['teacher']} min), student {self.steps['student']} steps "
-            f"({mins['student']} min), sigma search {mins['sigmas']} min, evaluation {mins['evaluate']} min"
+            f"plan: {self.clips.get('train', 0)} training clips of {self.clip_seconds:g} s; {first} "
+            f"{self.steps['student']} steps ({mins['student']} min), sigma search {mins['sigmas']} min, "
+            f"evaluation {mins['evaluate']} min"
         )
 
 

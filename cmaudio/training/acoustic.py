@@ -24,15 +24,16 @@ from pathlib import Path
 import torch
 
 from ..audio import normalise
-from ..checkpoint import load_model, save_model, save_state
+from ..checkpoint import save_model, save_state
 from ..config import ModelConfig, TrainConfig, to_dict
-from ..errors import CheckpointError, TrainingError
+from ..errors import TrainingError
 from ..objectives import build_objective
 from ..precond import Denoiser
 from ..schedules import ict_num_levels
 from .distributed import Batches, Dist
 from .harness import RunFolder, check_resumable, ema_update, get_rng_state, run_steps, set_rng_state
 from .samples import default_sigmas, write_samples
+from .start import extend_classes, extended_state, load_init, load_teacher, remap_labels
 
 __all__ = ["RunResult", "drop_labels", "run"]
 
@@ -114,10 +115,11 @@ def load_data(cfg: TrainConfig, d: Dist, classes):
     return ds
 
 
-def model_config(cfg: TrainConfig, ds, teacher_cfg: ModelConfig | None) -> ModelConfig:
+def model_config(cfg: TrainConfig, ds, teacher_cfg: ModelConfig | None, classes=None) -> ModelConfig:
     if teacher_cfg is not None:
         # A student keeps the teacher's front end, statistics, classes and architecture (it starts
-        # from the teacher's weights); only the parametrisation and dropout are its own.
+        # from the teacher's weights); only the parametrisation and dropout are its own. A run
+        # from ``init`` likewise, its label tables extended by the data's new labels (``classes``).
         net = dataclasses.replace(
             teacher_cfg.net,
             dropout=cfg.net.dropout,
@@ -129,6 +131,7 @@ def model_config(cfg: TrainConfig, ds, teacher_cfg: ModelConfig | None) -> Model
             net=net,
             precond=cfg.precond,
             frames=ds.mels.shape[-1],
+            classes=teacher_cfg.classes if classes is None else classes,
             sigmas=default_sigmas(cfg.precond.sigma_max),
         )
     return ModelConfig(
@@ -143,31 +146,13 @@ def model_config(cfg: TrainConfig, ds, teacher_cfg: ModelConfig | None) -> Model
     )
 
 
-def load_teacher(cfg: TrainConfig, device: torch.device):
-    if cfg.objective.kind not in ("cd", "ect"):
-        return None
-    if not cfg.teacher:
-        raise TrainingError(f"objective {cfg.objective.kind!r} needs a teacher model: set teacher = PATH")
-    try:
-        mf = load_model(cfg.teacher, device=device)
-    except CheckpointError as exc:
-        raise TrainingError(str(exc)) from None
-    if mf.config.precond.kind != "edm":
-        raise TrainingError(f"{cfg.teacher}: the teacher must be an EDM model (precond.kind = 'edm')")
-    if mf.config.mel != cfg.mel:
-        raise TrainingError(f"{cfg.teacher}: the teacher's mel config differs from this run's [mel]")
-    for p in mf.model.parameters():
-        p.requires_grad_(False)
-    return mf
-
-
 def curriculum(cfg: TrainConfig, step: int, total_steps: int) -> dict:
     """The objective's schedule position at ``step``, for the log."""
     o = cfg.objective
     if o.kind == "ict":
         return {"N": ict_num_levels(step, total_steps, o.ict.s0, o.ict.s1)}
     if o.kind == "ect":
-        return {"stage": step // o.ect.stage_steps}
+        return {"stage": o.ect.start_stage + step // o.ect.stage_steps}
     if o.kind == "cd":
         return {"N": o.cd.N}
     return {}
@@ -191,21 +176,33 @@ class AcousticTrainer:
             )
         self.cfg, self.folder, self.d, self.device = cfg, folder, d, d.device
         self.teacher = load_teacher(cfg, self.device)
+        self.init = load_init(cfg, self.device)
         self.build_data()
         self.build_model(folder.saved_state())
         self.autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else None
 
     def build_data(self) -> None:
-        cfg, teacher = self.cfg, self.teacher
-        ds = load_data(cfg, self.d, teacher.config.classes if teacher else None)
-        self.mcfg = model_config(cfg, ds, teacher.config if teacher else None)
-        if teacher is not None and tuple(ds.cond_fields) != self.mcfg.cond_fields:
-            raise TrainingError(
-                f"{cfg.teacher}: the teacher is conditioned on {self.mcfg.cond_fields}, data on {ds.cond_fields}"
-            )
+        cfg, teacher, init = self.cfg, self.teacher, self.init
+        if init is not None:  # the data's own labels, then the model's tables extended by them
+            ds = load_data(cfg, self.d, None)
+            if init.config.cond_fields != tuple(ds.cond_fields):
+                raise TrainingError(
+                    f"{cfg.init}: conditioned on {init.config.cond_fields}, the data on {ds.cond_fields}"
+                )
+            classes = extend_classes(init.config.classes, ds.classes)
+            self.mcfg = model_config(cfg, ds, init.config, classes)
+            labels = remap_labels(ds.labels, ds.classes, classes)
+        else:
+            ds = load_data(cfg, self.d, teacher.config.classes if teacher else None)
+            self.mcfg = model_config(cfg, ds, teacher.config if teacher else None)
+            if teacher is not None and tuple(ds.cond_fields) != self.mcfg.cond_fields:
+                raise TrainingError(
+                    f"{cfg.teacher}: the teacher is conditioned on {self.mcfg.cond_fields}, data on {ds.cond_fields}"
+                )
+            labels = ds.labels
         stats = self.mcfg.stats
         self.mels = normalise(ds.mels, stats).to(self.device)
-        self.labels = ds.labels.to(self.device)
+        self.labels = labels.to(self.device)
         self.gain_scale = stats.sigma_data / stats.std * math.log(10) / 20  # dB -> normalised log-mel units
 
     def build_model(self, st: dict | None) -> None:
@@ -213,8 +210,9 @@ class AcousticTrainer:
         # Identical initial weights on every rank: same seed before building (DDP also broadcasts).
         torch.manual_seed(cfg.run.seed)
         self.model = Denoiser(self.mcfg).to(self.device)
-        if self.teacher is not None:
-            self.model.load_state_dict(self.teacher.model.state_dict())
+        start = self.init or self.teacher
+        if start is not None:
+            self.model.load_state_dict(extended_state(start.model.state_dict(), self.model))
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
         # The iCT curriculum's length is fixed when a run starts and kept in its state: run.steps
         # may change on resume (a longer run), and N(k) computed from the new total would move

@@ -1,0 +1,98 @@
+"""The model a training run starts from: the frozen EDM teacher (cd; ect without ``init``) or any
+model file named by ``init`` (fine-tuning, ``cmaudio.fit --from``), and how the data's labels meet
+its label tables.
+
+A run that starts from a model keeps that model's mel front end, statistics, network and label
+tables. With ``init``, labels the data has and the model lacks are appended to the tables
+(``extend_classes``); their embedding rows start as the table's null row, the unconditional
+embedding, so a new label begins as "any sound this model makes" and is learned from there
+(``extended_state``). Every other tensor must match in shape: nothing is dropped or padded
+silently, and a mismatch is a one-line TrainingError.
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+
+from ..checkpoint import ModelFile, load_model
+from ..config import TrainConfig
+from ..errors import CheckpointError, TrainingError
+
+__all__ = ["extend_classes", "extended_state", "load_init", "load_teacher", "remap_labels"]
+
+_TABLE = re.compile(r"(^|\.)classes\.(\d+)\.weight$")  # nets.layers.Embedding's per-factor tables
+
+
+def _load(path: str, device: torch.device, what: str) -> ModelFile:
+    try:
+        return load_model(path, device=device)
+    except CheckpointError as exc:
+        raise TrainingError(f"{what}: {exc}") from None
+
+
+def load_teacher(cfg: TrainConfig, device: torch.device) -> ModelFile | None:
+    """The frozen EDM teacher of a cd run, or of an ect run that has no ``init``; else None."""
+    kind = cfg.objective.kind
+    if kind not in ("cd", "ect") or (kind == "ect" and cfg.init):
+        return None
+    if not cfg.teacher:
+        raise TrainingError(f"objective {kind!r} needs a teacher model: set teacher = PATH")
+    mf = _load(cfg.teacher, device, "teacher")
+    if mf.config.precond.kind != "edm":
+        raise TrainingError(f"{cfg.teacher}: the teacher must be an EDM model (precond.kind = 'edm')")
+    if mf.config.mel != cfg.mel:
+        raise TrainingError(f"{cfg.teacher}: the teacher's mel config differs from this run's [mel]")
+    for p in mf.model.parameters():
+        p.requires_grad_(False)
+    return mf
+
+
+def load_init(cfg: TrainConfig, device: torch.device) -> ModelFile | None:
+    """The model file ``init`` names (weights and configuration to start from), or None."""
+    return _load(cfg.init, device, "init") if cfg.init else None
+
+
+def extend_classes(
+    source: tuple[tuple[str, ...], ...], found: tuple[tuple[str, ...], ...]
+) -> tuple[tuple[str, ...], ...]:
+    """Per label field: the source model's classes in their order, then the data's new ones."""
+    if len(source) != len(found):
+        raise TrainingError(
+            f"the model to start from has {len(source)} label fields, the data {len(found)}: "
+            "label the data as that model is labelled (or fit without --from)"
+        )
+    return tuple(tuple(src) + tuple(c for c in new if c not in src) for src, new in zip(source, found))
+
+
+def remap_labels(
+    labels: torch.Tensor, found: tuple[tuple[str, ...], ...], classes: tuple[tuple[str, ...], ...]
+) -> torch.Tensor:
+    """Class indices [N, K] into ``found`` -> the same classes' indices into ``classes``."""
+    out = labels.clone()
+    for k, (names, table) in enumerate(zip(found, classes)):
+        lookup = torch.tensor([table.index(n) for n in names], dtype=labels.dtype)
+        out[:, k] = lookup[labels[:, k].cpu()].to(labels.device)
+    return out
+
+
+def extended_state(state: dict[str, torch.Tensor], model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """``state`` (the source model's) reshaped for ``model``, whose label tables may have more
+    rows: old rows kept, the null row (the last) moved to the end, new rows = the null row.
+    Any other difference in keys or shapes is a TrainingError."""
+    target = model.state_dict()
+    if set(state) != set(target):
+        missing, extra = sorted(set(target) - set(state)), sorted(set(state) - set(target))
+        raise TrainingError(f"the model to start from has other weights (missing {missing[:3]}, extra {extra[:3]})")
+    out = {}
+    for key, value in state.items():
+        want = target[key].shape
+        if value.shape == want:
+            out[key] = value
+        elif _TABLE.search(key) and value.dim() == 2 and value.shape[1] == want[1] and want[0] > value.shape[0]:
+            null = value[-1:]
+            out[key] = torch.cat([value[:-1], null.expand(want[0] - value.shape[0], -1), null])
+        else:
+            raise TrainingError(f"the model to start from differs at {key}: {list(value.shape)} vs {list(want)}")
+    return out
