@@ -3,7 +3,9 @@
 A seam passes when its spectral flux (cmaudio.quality.seam_flux: 512-point Hann STFT, hop 256,
 mean absolute difference of neighbouring log-magnitude frames) is at most the clip's own
 95th-percentile flux between frames away from any seam; loops must also keep the seam frames'
-energy within 6 dB of the clip's median frame energy. Prints a markdown table.
+energy within 6 dB of the clip's median frame energy. A loop wraps at its loop point
+(editing.loop_point) and holds the join the sampler made elsewhere (metadata ``loop_join_s``):
+both are scored, each with the other left out of the interior. Prints a markdown table.
 
     python benchmarks/seams.py --models digits drums notes --steps 1,2,4 --clips 20 --out docs/seams.md
 """
@@ -52,8 +54,13 @@ def measure(name: str, steps: int, clips: int) -> list[str]:
     labels = labels_for(pipe, clips)
     rows = []
     loops = pipe.generate(labels=labels, steps=steps, seed=0, loop=True)
-    scores = [seam_flux(w, [w.numel()], wrap=True)[0] for w in loops.waveforms]
-    rows.append(row(name, "loop (flux and energy)", steps, *passed(scores, energy=True)))
+    both = [
+        seam_flux(w, [w.numel(), round(m["loop_join_s"] * pipe.sample_rate)], wrap=True)
+        for w, m in zip(loops.waveforms, loops.metadata)
+    ]
+    rows.append(row(name, "loop: the wrap (flux and energy)", steps, *passed([b[0] for b in both], energy=True)))
+    joined = [b[1] for b, m in zip(both, loops.metadata) if m["loop_join_s"] > 0]  # 0: the join is the wrap
+    rows.append(row(name, "loop: the sampler's join (flux)", steps, *passed(joined)))
     for seconds in (5.0, 30.0):
         long = pipe.generate(labels=labels[: max(2, clips // 4)], steps=steps, seed=100, duration=seconds)
         joins = window_joins(pipe, long.mels.shape[-1])

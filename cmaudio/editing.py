@@ -24,6 +24,7 @@ import torch
 
 from .audio import load_audio, mel_spectrogram, normalise
 from .output import GenerationOutput
+from .quality import frame_measures
 
 if TYPE_CHECKING:  # the pipeline calls these functions; they only use its public methods
     from .pipeline import Pipeline
@@ -207,12 +208,12 @@ LOOP_WINDOW = 1 << 20  # window index of the seam inpainting in window_seed (lon
 
 def make_loop(pipe: Pipeline, mels: torch.Tensor, seeds: Sequence[int], cond, sigmas) -> torch.Tensor:
     """Mels [B, n_mels, F] whose end flows into their start. A window of the last half and the
-    first half of a model window, joined where the loop wraps, is sampled again with its outer
-    quarters known and its middle (the join) generated, as inpainting does; the result goes
-    back to the end and the start. The join of the returned mels is then the network's own,
-    made with context on both sides."""
+    first half of a model window, joined where the clip ends and starts again, is sampled again
+    with its outer quarters known and its middle (the join) generated, as inpainting does; the
+    result goes back to the end and the start. The join is then the network's own, made with
+    context on both sides. place_loop then moves the wrap away from it."""
     W = pipe.config.frames
-    h = min(W // 2, mels.shape[-1] // 2)
+    h = loop_half(pipe, mels.shape[-1])
     window = torch.zeros(mels.shape[0], mels.shape[1], W, device=pipe.device)
     window[..., :h] = mels[..., -h:].to(pipe.device)
     window[..., W - h :] = mels[..., :h].to(pipe.device)
@@ -226,6 +227,46 @@ def make_loop(pipe: Pipeline, mels: torch.Tensor, seeds: Sequence[int], cond, si
     looped[..., -h:] = out[..., :h]
     looped[..., :h] = out[..., W - h :]
     return looped
+
+
+def loop_half(pipe: Pipeline, frames: int) -> int:
+    """Half the width of make_loop's window: frames [h - h // 2, F - (h - h // 2)) stay as sampled."""
+    return min(pipe.config.frames // 2, frames // 2)
+
+
+def place_loop(pipe: Pipeline, wav: torch.Tensor, mels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    """Rotate looped clips (waveforms [B, T] from vocode_loop, mels [B, n_mels, F]) so that
+    each wraps inside the body of its sound rather than at the join make_loop made (for one-shot
+    material that join lies in the silence after the sound), as a sampler instrument's loop
+    points sit in the sustain; the rendering is circular, so any whole-hop rotation plays the same
+    loop. The loop point is chosen on what is heard (loop_point, on the waveform), among the
+    frames make_loop left as sampled. Returns the rotated waveforms and mels and, per
+    clip, the frame where the join now lies (0: at the wrap, nothing moved)."""
+    F, hop = mels.shape[-1], pipe.config.mel.hop_length
+    edge = loop_half(pipe, F) - loop_half(pipe, F) // 2
+    starts = [loop_point(w, range(edge, F - edge), hop) for w in wav]
+    wav = torch.stack([torch.roll(w, -c * hop, dims=-1) for w, c in zip(wav, starts)])
+    mels = torch.stack([torch.roll(m, -c, dims=-1) for m, c in zip(mels, starts)])
+    return wav, mels, [(F - c) % F for c in starts]
+
+
+def loop_point(wav: torch.Tensor, candidates: range, hop: int, n_fft: int = 512) -> int:
+    """Of the frame indexes ``candidates`` (the loop wraps at sample c * hop), the one where a
+    waveform [T] is steadiest at a typical level, by the measures quality.seam_flux scores seams
+    with: the least max(flux across the point / the clip's 95th-percentile flux, |energy there -
+    the median frame energy| / 6 dB). 0 when there are fewer than three candidates."""
+    if len(candidates) < 3:
+        return 0
+    flux, energy = frame_measures(wav.float().cpu(), n_fft, hop)
+    starts = torch.arange(len(energy)) * hop
+    median = energy.median()
+    across, level = [], []
+    for c in candidates:
+        f = (starts < c * hop) & (starts + n_fft > c * hop)  # the frames that straddle the point
+        across.append(flux[(f[:-1] | f[1:])].mean() if f.any() else flux.new_tensor(float("inf")))
+        level.append((energy[f].mean() - median).abs() if f.any() else flux.new_tensor(float("inf")))
+    cost = torch.maximum(torch.stack(across) / flux.quantile(0.95).clamp_min(1e-6), torch.stack(level) / 6.0)
+    return candidates[int(cost.argmin())]
 
 
 def vocode_loop(pipe: Pipeline, mels: torch.Tensor, fade_s: float = RAMP_SECONDS) -> torch.Tensor:

@@ -23,7 +23,7 @@ from .audio import denormalise, num_frames
 from .checkpoint import CheckpointError, ModelFile, load_model
 from .config import ModelConfig
 from .devices import resolve_device
-from .editing import make_loop, render_long, vocode_loop
+from .editing import make_loop, place_loop, render_long, vocode_loop
 from .output import GenerationOutput
 from .sampling import SAMPLERS, Sampler, check_sigmas
 from .schedules import karras_sigmas
@@ -311,14 +311,19 @@ class Pipeline:
         mel = torch.cat(mels)
         render = partial(vocode_loop, self) if loop else self.vocode
         wav = torch.cat([render(mel[i : i + batch_size]) for i in range(0, len(mel), batch_size)])
+        if loop:
+            wav, mel, joins = place_loop(self, wav, mel)
         wav, gain_db = limit_peaks(wav)
         found = self.flags(wav, labels)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
+        hop = self.config.mel.hop_length / self.sample_rate
         meta = [
-            self.metadata(s, lb, sig) | {"gain_db": round(g, 2), "flags": f} | ({"loop": True} if loop else {})
+            self.metadata(s, lb, sig) | {"gain_db": round(g, 2), "flags": f}
             for s, lb, g, f in zip(seeds, labels, gain_db, found)
         ]
+        if loop:  # where the sampler joined the clip's end to its start (it wraps elsewhere)
+            meta = [m | {"loop": True, "loop_join_s": round(j * hop, 4)} for m, j in zip(meta, joins)]
         return GenerationOutput(wav.cpu(), mel.cpu(), self.sample_rate, meta, time.perf_counter() - t0)
 
     # ------------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ SILENT_DB = -55.0
 CLIP_SHARE = 0.00025
 NOISE_FLATNESS = 0.5
 PITCH_CENTS = 50.0
+FLOOR_DB = 80.0  # seam_flux: dynamic range measured below the clip's loudest
 
 
 def loudest_rms_db(wav: torch.Tensor, sample_rate: int, window_s: float = 0.05) -> torch.Tensor:
@@ -111,6 +112,18 @@ def flags(wav: torch.Tensor, sample_rate: int, pitch_hz: Sequence[float | None] 
     return out
 
 
+def frame_measures(x: torch.Tensor, n_fft: int = 512, hop: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """(flux [frames - 1] between neighbouring frames, energy [frames] in dB) of a waveform [T]:
+    Hann STFT without centring, log magnitudes and energies floored FLOOR_DB below the loudest."""
+    spec = torch.stft(x, n_fft, hop, window=torch.hann_window(n_fft), center=False, return_complex=True).abs()
+    floor = float(spec.max()) * 10 ** (-FLOOR_DB / 20) + 1e-12
+    logmag = torch.log(spec.clamp_min(floor))  # [bins, frames]
+    flux = (logmag[:, 1:] - logmag[:, :-1]).abs().mean(0)  # pair i: frames i and i + 1
+    power = spec.pow(2).sum(0)
+    energy = 10 * torch.log10(power.clamp_min(float(power.max()) * 10 ** (-FLOOR_DB / 10) + 1e-24))
+    return flux, energy
+
+
 def seam_flux(
     wav: torch.Tensor, seams: Sequence[int], wrap: bool = False, n_fft: int = 512, hop: int = 256
 ) -> list[dict[str, float]]:
@@ -119,16 +132,15 @@ def seam_flux(
     index; with ``wrap`` the clip is played in a loop and index T is the wrap point) returns
     {"flux": the mean flux of the frame pairs that straddle it, "p95": the 95th percentile of the
     flux between frames away from every seam, "energy_db": the seam frames' energy over the
-    clip's median frame energy, in dB}."""
+    clip's median frame energy, in dB}. Magnitudes and energies are floored FLOOR_DB below the
+    clip's loudest (as librosa's top_db): differences between two kinds of near-silence 100 dB
+    down are not seams, and a digital zero would otherwise count as an infinite step."""
     x = wav.detach().float().cpu().reshape(-1)
     T = x.numel()
     if wrap:
         x = torch.cat([x, x[:n_fft]])
-    spec = torch.stft(x, n_fft, hop, window=torch.hann_window(n_fft), center=False, return_complex=True).abs()
-    logmag = torch.log(spec + 1e-5)  # [bins, frames]
-    flux = (logmag[:, 1:] - logmag[:, :-1]).abs().mean(0)  # pair i: frames i and i + 1
-    energy = 10 * torch.log10(spec.pow(2).sum(0) + 1e-12)
-    starts = torch.arange(logmag.shape[1]) * hop
+    flux, energy = frame_measures(x, n_fft, hop)
+    starts = torch.arange(len(energy)) * hop
 
     def straddles(p: int) -> torch.Tensor:  # frames that hold samples on both sides of p
         return (starts < p) & (starts + n_fft > p)

@@ -122,23 +122,41 @@ def test_generation_and_edits_carry_flags(pipe, tmp_path):
     assert isinstance(silent.metadata[0]["flags"], list)
 
 
+def test_loop_point_lies_in_the_body_of_the_sound():
+    from cmaudio.editing import loop_point
+
+    t = torch.arange(SR) / SR
+    body = (t > 0.15) & (t < 0.85)  # most frames: the median level is the tone's
+    wav = torch.sin(2 * torch.pi * 330 * t) * body * 0.5 + 1e-4 * torch.randn(
+        SR, generator=torch.Generator().manual_seed(0)
+    )
+    hop = 256
+    c = loop_point(wav, range(4, SR // hop - 4), hop)
+    assert 0.17 < c * hop / SR < 0.83  # in the steady tone: not its edges, not the silence
+    assert loop_point(wav, range(3, 6), hop) in (3, 4, 5) and loop_point(wav, range(3, 5), hop) == 0
+
+
 def test_loops_wrap_without_a_seam_on_the_bundled_drums_model(tmp_path):
-    """The wrap point's spectral flux against the clip's own 95th-percentile interior flux: a
-    plain clip wrapped around jumps from its decay back to its attack; a loop does not."""
+    """Spectral flux against the clip's own 95th-percentile interior flux. A plain clip wrapped
+    around jumps from its decay back to its attack. A loop wraps at its loop point, and the join
+    the sampler made between its end and its start (metadata loop_join_s) is smooth too."""
     from cmaudio.generate import main as generate
     from cmaudio.quality import seam_flux
 
     drums = Pipeline.from_pretrained("drums", device="cpu")
     labels = ["kick", "snare", "hihat", "tom", "cymbal", "clap_perc"] * 2
 
-    def smooth(out) -> int:
-        scores = [seam_flux(w, [w.numel()], wrap=True)[0] for w in out.waveforms]
-        return sum(s["flux"] <= s["p95"] for s in scores)
-
     plain = drums.generate(labels=labels, steps=2, seed=0)
+    assert sum(s["flux"] <= s["p95"] for s in (seam_flux(w, [w.numel()], wrap=True)[0] for w in plain.waveforms)) <= 2
     loop = drums.generate(labels=labels, steps=2, seed=0, loop=True)
     assert loop.waveforms.shape == plain.waveforms.shape and all(m["loop"] for m in loop.metadata)
-    assert smooth(plain) <= 2 and smooth(loop) >= 8
+    wrap, join = [], []
+    for w, m in zip(loop.waveforms, loop.metadata):
+        at = round(m["loop_join_s"] * drums.sample_rate)
+        scores = seam_flux(w, [w.numel(), at] if at else [w.numel()], wrap=True)
+        wrap.append(scores[0]["flux"] <= scores[0]["p95"] and abs(scores[0]["energy_db"]) <= 6)
+        join.append(scores[-1]["flux"] <= scores[-1]["p95"])
+    assert sum(wrap) >= 10 and sum(join) >= 10
     assert (
         generate(
             ["--model", "drums", "--label", "hihat", "--loop", "--duration", "1.5", "--out", str(tmp_path), "--quiet"]
