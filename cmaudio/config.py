@@ -237,6 +237,7 @@ class OptimConfig:
     grad_clip: float = 1.0  # max global grad norm; 0 disables
     ema_halflife_kimg: float = 50.0  # evaluation EMA half-life in thousands of examples (EDM)
     ema_warmup_ratio: float = 0.05  # EDM: half-life capped at this fraction of examples seen
+    label_lr_scale: float = 1.0  # the label tables' lr over lr (fit --from: new labels start from null)
 
     def __post_init__(self) -> None:
         check_field(self.lr > 0, "optim.lr", "must be positive")
@@ -244,6 +245,7 @@ class OptimConfig:
         check_field(self.warmup_steps >= 0, "optim.warmup_steps", "must be >= 0")
         check_field(self.grad_clip >= 0, "optim.grad_clip", "must be >= 0")
         check_field(self.ema_halflife_kimg >= 0, "optim.ema_halflife_kimg", "must be >= 0")
+        check_field(self.label_lr_scale > 0, "optim.label_lr_scale", "must be > 0")
 
 
 @dataclass(frozen=True)

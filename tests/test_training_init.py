@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cmaudio.checkpoint import load_model
+from cmaudio.checkpoint import load_model, load_state
 from cmaudio.config import load_config
 from cmaudio.training import TrainingError, run
 from cmaudio.training.start import extend_classes, extended_state, remap_labels
@@ -58,6 +58,7 @@ def test_ect_from_a_student_with_new_labels(tmp_path, tones_data, tiny_overrides
         "run.steps=3",
         "objective.kind='ect'",
         "objective.ect.start_stage=4",
+        "optim.label_lr_scale=20",
         f"init={student / 'model.safetensors'}",
         f"net.channels={src.config.net.channels + 8}",  # ignored: the network is the init's
     ]
@@ -72,7 +73,28 @@ def test_ect_from_a_student_with_new_labels(tmp_path, tones_data, tiny_overrides
     assert moved < 0.02  # three small steps from the student's weights, not a fresh network
     table = next(k for k in after if k.endswith("classes.0.weight"))
     assert torch.allclose(after[table][:-2], before[table][:-1], atol=0.02)
+    groups = load_state(out / "state.pt")["optimizer"]["param_groups"]
+    assert groups[1]["lr"] == pytest.approx(20 * groups[0]["lr"]) and groups[0]["lr"] > 0
     log = (out / "log.jsonl").read_text()
     assert '"stage": 4' in log
     with pytest.raises(TrainingError, match="init"):
         run(load_config(STUDENT, [*tune[:-2], f"init={tmp_path / 'none.safetensors'}"]), tmp_path / "x", progress=False)
+
+
+def test_label_tables_get_their_own_learning_rate(tones_data, tiny_overrides):
+    from test_pipeline import make_model
+
+    from cmaudio.precond import Denoiser
+    from cmaudio.training.acoustic import make_optimizer
+    from cmaudio.training.start import LABEL_TABLE
+
+    model = load_model(make_model(Path(tones_data).parent / "lr-model.safetensors")).model
+    plain = make_optimizer(load_config(TEACHER, tiny_overrides), model)
+    assert len(plain.param_groups) == 1
+    opt = make_optimizer(load_config(TEACHER, [*tiny_overrides, "optim.label_lr_scale=20"]), model)
+    tables = {id(p) for n, p in model.named_parameters() if LABEL_TABLE.search(n)}
+    assert tables and {id(p) for p in opt.param_groups[1]["params"]} == tables
+    assert opt.param_groups[1]["lr_scale"] == 20 and len(opt.param_groups[0]["params"]) + len(tables) == len(
+        list(model.parameters())
+    )
+    assert isinstance(model, Denoiser)

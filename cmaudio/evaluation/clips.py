@@ -5,7 +5,7 @@ of each class of a pitched model."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import torch
 
@@ -19,9 +19,10 @@ __all__ = ["PITCH_MODES", "balanced_labels", "balanced_subset", "load_clips", "p
 PITCH_MODES = ("auto", "hz", "midi", "off")
 
 
-def balanced_labels(pipe, n: int) -> list[str | None]:
-    """n labels cycling over the first factor's classes (None for an unconditional model)."""
-    names = pipe.labels
+def balanced_labels(pipe, n: int, present: Collection[str | None] | None = None) -> list[str | None]:
+    """n labels cycling over the first factor's classes (None for an unconditional model); with
+    ``present``, over those of them it holds."""
+    names = [c for c in pipe.labels if present is None or c in present]
     return [names[i % len(names)] if names else None for i in range(n)]
 
 

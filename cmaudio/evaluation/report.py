@@ -136,7 +136,9 @@ def make_row(setting: str, group: str, metrics: dict, common: dict, *, calls=Non
             "x_realtime": x_realtime, "n": n, "seeds": seeds, **common, **more, "metrics": metrics}
 
 
-def reference_rows(pipe: Pipeline, scorer: Scorer, cfg: EvalConfig, common: dict) -> tuple[list[dict], int]:
+def reference_rows(
+    pipe: Pipeline, scorer: Scorer, cfg: EvalConfig, common: dict
+) -> tuple[list[dict], int, set[str | None]]:
     """Load the real test split (the scorer's reference) and N training clips; score the test
     split (ceiling), the training clips (floor) and those through the vocoder (copy synthesis).
     Returns (rows, clips in the test split)."""
@@ -160,7 +162,7 @@ def reference_rows(pipe: Pipeline, scorer: Scorer, cfg: EvalConfig, common: dict
         voc = torch.cat([pipe.vocoder(mels[i : i + bs].to(pipe.device)).float().cpu() for i in range(0, len(mels), bs)])
     rows.append(make_row(f"real train through {pipe.vocoder.name} (copy synthesis)", "vocoded",
                          scorer.score(voc, train_labels), common, n=len(train_wav), subset_seed=cfg.seed))
-    return rows, len(test_wav)
+    return rows, len(test_wav), set(test_labels)
 
 
 def setting_row(pipe: Pipeline, k: int, group: str, name: str, labels: list, scorer: Scorer, cfg: EvalConfig,
@@ -198,10 +200,12 @@ def evaluate(pipe_or_model: Pipeline | str | Path, cfg: EvalConfig) -> dict:
     use_dnsmos = cfg.dnsmos and dnsmos_available()
     if cfg.dnsmos and not use_dnsmos:
         cfg.note("note: --dnsmos needs speechmos (pip install 'cmaudio[eval]'); skipped")
-    labels = balanced_labels(pipe, cfg.n)
     scorer = Scorer(pipe, clf, pitch_table, use_dnsmos, batch_size=cfg.batch_size)
     common = {"sample_rate": pipe.sample_rate, "classifier_sha256": clf_info["sha256"] if clf_info else None}
-    rows, test_clips = reference_rows(pipe, scorer, cfg, common)
+    rows, test_clips, present = reference_rows(pipe, scorer, cfg, common)
+    # Only the classes the reference data holds: a model tuned from another (fit --from) keeps
+    # its source's labels too, which this data cannot score.
+    labels = balanced_labels(pipe, cfg.n, present)
     kind = "cm" if pipe.is_consistency else "heun"
     for k in cfg.steps:
         rows.append(setting_row(pipe, k, "model", f"{kind} {k} step{'s' if k > 1 else ''}", labels, scorer, cfg,

@@ -223,10 +223,12 @@ def search_context(pipe: Pipeline, metric: SearchMetric, cfg: SearchConfig) -> S
     if metric.reference is not None:
         mcfg = pipe.config
         cfg.note(f"loading the validation split of {cfg.data} ...")
-        wav, _ = load_clips(cfg.data, mcfg.mel, (mcfg.frames - 1) * mcfg.mel.hop_length, "valid", mcfg.cond_fields,
-                            mcfg.classes, layout=cfg.layout, manifest=cfg.manifest, progress=cfg.progress)
+        num = (mcfg.frames - 1) * mcfg.mel.hop_length
+        wav, present = load_clips(cfg.data, mcfg.mel, num, "valid", mcfg.cond_fields, mcfg.classes,
+                                  layout=cfg.layout, manifest=cfg.manifest, progress=cfg.progress)
         scorer = Scorer(pipe, clf, batch_size=cfg.batch_size)
         reference = scorer.features(wav, scorer.logmels(wav))[metric.reference]
+        labels = balanced_labels(pipe, cfg.n, set(present))  # the classes the reference has (fit --from)
     if "classifier_labels" in metric.needs and not all(lb in clf.classes for lb in labels):
         raise EvaluationError(f"{cfg.classifier}: does not know every class of the model's first factor")
     return SearchContext(pipe, labels, clf, pitch, reference, cfg.batch_size)

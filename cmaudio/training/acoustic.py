@@ -33,7 +33,7 @@ from ..schedules import ict_num_levels
 from .distributed import Batches, Dist
 from .harness import RunFolder, check_resumable, ema_update, get_rng_state, run_steps, set_rng_state
 from .samples import default_sigmas, write_samples
-from .start import extend_classes, extended_state, load_init, load_teacher, remap_labels
+from .start import LABEL_TABLE, extend_classes, extended_state, load_init, load_teacher, remap_labels
 
 __all__ = ["RunResult", "drop_labels", "run"]
 
@@ -83,11 +83,19 @@ def learning_rate(cfg: TrainConfig, step: int) -> float:
 OPTIMIZERS = {"adamw": torch.optim.AdamW, "radam": torch.optim.RAdam}
 
 
-def make_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
+def make_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    """The optimiser; with optim.label_lr_scale != 1 the label tables are a second parameter
+    group whose lr is that multiple (its ``lr_scale``), for labels learned from scratch."""
     o = cfg.optim
     kwargs = dict(lr=o.lr, betas=o.betas, eps=o.eps, weight_decay=o.weight_decay)
     if o.name == "radam":
         kwargs["decoupled_weight_decay"] = True
+    params = list(model.parameters())
+    if o.label_lr_scale != 1.0:
+        named = list(model.named_parameters())
+        tables = [p for n, p in named if LABEL_TABLE.search(n)]
+        others = [p for n, p in named if not LABEL_TABLE.search(n)]
+        params = [{"params": others}, {"params": tables, "lr_scale": o.label_lr_scale}]
     return OPTIMIZERS[o.name](params, **kwargs)
 
 
@@ -229,7 +237,7 @@ class AcousticTrainer:
         )
         needs_target = self.objective.target_decay(0) is not None
         self.target = copy.deepcopy(self.model).eval().requires_grad_(False) if needs_target else None
-        self.opt = make_optimizer(cfg, self.model.parameters())
+        self.opt = make_optimizer(cfg, self.model)
         self.per_rank = cfg.run.batch_size // d.world
         self.batches = Batches(len(self.mels), self.per_rank, cfg.run.seed, d.rank, d.world)
         self.step, self.bad_total, self.elapsed_before = 0, 0, 0.0
@@ -329,7 +337,7 @@ class AcousticTrainer:
         loss or gradient on any rank)."""
         cfg, d = self.cfg, self.d
         for g in self.opt.param_groups:
-            g["lr"] = learning_rate(cfg, self.step)
+            g["lr"] = learning_rate(cfg, self.step) * g.get("lr_scale", 1.0)
         idx = self.batches.next()
         self.opt.zero_grad(set_to_none=True)
         micro, accum = self.per_rank // cfg.run.grad_accum, cfg.run.grad_accum

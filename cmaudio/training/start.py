@@ -20,9 +20,9 @@ from ..checkpoint import ModelFile, load_model
 from ..config import TrainConfig
 from ..errors import CheckpointError, TrainingError
 
-__all__ = ["extend_classes", "extended_state", "load_init", "load_teacher", "remap_labels"]
+__all__ = ["LABEL_TABLE", "extend_classes", "extended_state", "load_init", "load_teacher", "remap_labels"]
 
-_TABLE = re.compile(r"(^|\.)classes\.(\d+)\.weight$")  # nets.layers.Embedding's per-factor tables
+LABEL_TABLE = re.compile(r"(^|\.)classes\.(\d+)\.weight$")  # nets.layers.Embedding's per-factor tables
 
 
 def _load(path: str, device: torch.device, what: str) -> ModelFile:
@@ -90,7 +90,7 @@ def extended_state(state: dict[str, torch.Tensor], model: torch.nn.Module) -> di
         want = target[key].shape
         if value.shape == want:
             out[key] = value
-        elif _TABLE.search(key) and value.dim() == 2 and value.shape[1] == want[1] and want[0] > value.shape[0]:
+        elif LABEL_TABLE.search(key) and value.dim() == 2 and value.shape[1] == want[1] and want[0] > value.shape[0]:
             null = value[-1:]
             out[key] = torch.cat([value[:-1], null.expand(want[0] - value.shape[0], -1), null])
         else:
