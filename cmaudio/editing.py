@@ -234,17 +234,21 @@ def loop_half(pipe: Pipeline, frames: int) -> int:
     return min(pipe.config.frames // 2, frames // 2)
 
 
+# The loop point stays this many frames (hops) from the join, so that the 512-sample frames
+# seam_flux scores the wrap with never reach the join.
+JOIN_GUARD = 4
+
+
 def place_loop(pipe: Pipeline, wav: torch.Tensor, mels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
     """Rotate looped clips (waveforms [B, T] from vocode_loop, mels [B, n_mels, F]) so that
     each wraps inside the body of its sound rather than at the join make_loop made (for one-shot
     material that join lies in the silence after the sound), as a sampler instrument's loop
     points sit in the sustain; the rendering is circular, so any whole-hop rotation plays the same
-    loop. The loop point is chosen on what is heard (loop_point, on the waveform), among the
-    frames make_loop left as sampled. Returns the rotated waveforms and mels and, per
-    clip, the frame where the join now lies (0: at the wrap, nothing moved)."""
+    loop. The loop point is chosen on what is heard (loop_point, on the waveform), at least
+    JOIN_GUARD frames from the join. Returns the rotated waveforms and mels and, per clip, the
+    frame where the join now lies (0: at the wrap, nothing moved)."""
     F, hop = mels.shape[-1], pipe.config.mel.hop_length
-    edge = loop_half(pipe, F) - loop_half(pipe, F) // 2
-    starts = [loop_point(w, range(edge, F - edge), hop) for w in wav]
+    starts = [loop_point(w, range(JOIN_GUARD, F - JOIN_GUARD), hop) for w in wav]
     wav = torch.stack([torch.roll(w, -c * hop, dims=-1) for w, c in zip(wav, starts)])
     mels = torch.stack([torch.roll(m, -c, dims=-1) for m, c in zip(mels, starts)])
     return wav, mels, [(F - c) % F for c in starts]
