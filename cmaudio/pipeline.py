@@ -23,7 +23,7 @@ from .audio import denormalise, num_frames
 from .checkpoint import CheckpointError, ModelFile, load_model
 from .config import ModelConfig
 from .devices import resolve_device
-from .editing import make_loop, place_loop, render_long, vocode_loop
+from .editing import EDIT_STEPS, make_loop, place_loop, render_long, vocode_loop
 from .output import GenerationOutput
 from .sampling import SAMPLERS, Sampler, check_sigmas
 from .schedules import karras_sigmas
@@ -334,7 +334,7 @@ class Pipeline:
         audio,
         start_s: float,
         end_s: float,
-        steps: int | None = 2,
+        steps: int | None = EDIT_STEPS,
         seed: int = 0,
         label: str | None = None,
         sigmas: Sequence[float] | None = None,
@@ -349,7 +349,7 @@ class Pipeline:
         self,
         audio,
         seconds: float,
-        steps: int | None = 2,
+        steps: int | None = EDIT_STEPS,
         seed: int = 0,
         label: str | None = None,
         sigmas: Sequence[float] | None = None,

@@ -34,6 +34,7 @@ from handlers import (
 )
 
 from cmaudio.cli import UsageError
+from cmaudio.editing import EDIT_STEPS
 from cmaudio.pipeline import MAX_STEPS, Pipeline
 
 # The components of a tab by name. Where a component feeds a request, its name is the request's
@@ -152,7 +153,7 @@ def edit_tab(first: Pipeline) -> Controls:
     with gr.Row():
         c["label"] = gr.Dropdown(**initial[2], allow_custom_value=True, elem_id="edit-label")
         c["label2"] = gr.Dropdown(**initial[3], allow_custom_value=True, elem_id="edit-label2")
-        c["steps"] = gr.Slider(1, MAX_STEPS, value=2, step=1, label="steps")
+        c["steps"] = gr.Slider(1, MAX_STEPS, value=EDIT_STEPS, step=1, label="steps")
         c["seed"] = gr.Number(value=0, precision=0, label="seed (-1 = random)")
     with gr.Accordion("advanced", open=False):
         c["sigmas"] = gr.Textbox(value="", label="sigmas", placeholder="e.g. 80, 0.8 (overrides steps)")
