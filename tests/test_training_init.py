@@ -41,7 +41,7 @@ def test_extended_state_keeps_rows_and_refuses_other_shapes():
         extended_state(old, model)
 
 
-def test_ect_from_a_student_with_new_labels(tmp_path, tones_data, tiny_overrides):
+def test_ect_from_a_student_with_new_labels(tmp_path, tones_data, tiny_overrides, capsys):
     teacher = tmp_path / "teacher"
     run(load_config(TEACHER, [f"data.root={tones_data}", *tiny_overrides, "run.steps=4"]), teacher, progress=False)
     student = tmp_path / "student"
@@ -64,6 +64,7 @@ def test_ect_from_a_student_with_new_labels(tmp_path, tones_data, tiny_overrides
     ]
     out = tmp_path / "tuned"
     run(load_config(STUDENT, tune), out, progress=False)
+    assert "110 <- 440" in capsys.readouterr().out  # the new label's clips are the 440 Hz tones
     mf = load_model(out / "model.safetensors")
     assert mf.config.classes[0] == (*src.config.classes[0], "110")
     assert mf.config.net.channels == src.config.net.channels and mf.config.mel == src.config.mel
@@ -73,6 +74,8 @@ def test_ect_from_a_student_with_new_labels(tmp_path, tones_data, tiny_overrides
     assert moved < 0.02  # three small steps from the student's weights, not a fresh network
     table = next(k for k in after if k.endswith("classes.0.weight"))
     assert torch.allclose(after[table][:-2], before[table][:-1], atol=0.02)
+    # the new label started as the source row (or the null row) that denoised its clips best
+    assert any(torch.allclose(after[table][-2], row, atol=0.02) for row in before[table])
     groups = load_state(out / "state.pt")["optimizer"]["param_groups"]
     assert groups[1]["lr"] == pytest.approx(20 * groups[0]["lr"]) and groups[0]["lr"] > 0
     log = (out / "log.jsonl").read_text()

@@ -33,7 +33,15 @@ from ..schedules import ict_num_levels
 from .distributed import Batches, Dist
 from .harness import RunFolder, check_resumable, ema_update, get_rng_state, run_steps, set_rng_state
 from .samples import default_sigmas, write_samples
-from .start import LABEL_TABLE, extend_classes, extended_state, load_init, load_teacher, remap_labels
+from .start import (
+    LABEL_TABLE,
+    extend_classes,
+    extended_state,
+    load_init,
+    load_teacher,
+    match_new_labels,
+    remap_labels,
+)
 
 __all__ = ["RunResult", "drop_labels", "run"]
 
@@ -221,6 +229,11 @@ class AcousticTrainer:
         start = self.init or self.teacher
         if start is not None:
             self.model.load_state_dict(extended_state(start.model.state_dict(), self.model))
+        if self.init is not None and st is None and self.mcfg.classes != self.init.config.classes:
+            found = match_new_labels(self.model, self.mels, self.labels, self.init.config.classes, self.mcfg.classes)
+            if d.main:
+                shown = ", ".join(f"{new} <- {old}" for new, old in found.items())
+                print(f"new labels start from the source labels that denoise their clips best: {shown}", flush=True)
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
         # The iCT curriculum's length is fixed when a run starts and kept in its state: run.steps
         # may change on resume (a longer run), and N(k) computed from the new total would move

@@ -20,7 +20,15 @@ from ..checkpoint import ModelFile, load_model
 from ..config import TrainConfig
 from ..errors import CheckpointError, TrainingError
 
-__all__ = ["LABEL_TABLE", "extend_classes", "extended_state", "load_init", "load_teacher", "remap_labels"]
+__all__ = [
+    "LABEL_TABLE",
+    "extend_classes",
+    "extended_state",
+    "load_init",
+    "load_teacher",
+    "match_new_labels",
+    "remap_labels",
+]
 
 LABEL_TABLE = re.compile(r"(^|\.)classes\.(\d+)\.weight$")  # nets.layers.Embedding's per-factor tables
 
@@ -96,3 +104,60 @@ def extended_state(state: dict[str, torch.Tensor], model: torch.nn.Module) -> di
         else:
             raise TrainingError(f"the model to start from differs at {key}: {list(value.shape)} vs {list(want)}")
     return out
+
+
+# Noise levels at which match_new_labels compares labels: mid-range, where the label decides
+# what a denoiser makes of the input (at sigma_max nothing of x is left to compare with, at
+# sigma_min every label gives x back).
+MATCH_SIGMAS = (0.5, 1.0, 2.0)
+MATCH_CLIPS = 16
+
+
+@torch.no_grad()
+def match_new_labels(
+    model: torch.nn.Module,
+    mels: torch.Tensor,
+    labels: torch.Tensor,
+    source: tuple[tuple[str, ...], ...],
+    classes: tuple[tuple[str, ...], ...],
+    seed: int = 0,
+) -> dict[str, str]:
+    """Start each new label's row from the source label that best explains its clips.
+
+    For a new class c of factor k: up to MATCH_CLIPS of its clips (normalised mels [N, n_mels,
+    F], label indices [N, K] into ``classes``), noised at MATCH_SIGMAS with fixed noise, are
+    denoised under every source class of factor k and under the null class (other factors
+    null); c's row becomes the row with the lowest mean squared error. A new label "7" on
+    recordings of "seven" starts as "seven"; one no source label explains starts as null
+    (extended_state's default), which is learned from scratch and slowly (see fit --from).
+    Returns {new label: the label (or "null") it starts from}."""
+    g = torch.Generator().manual_seed(seed)
+    tables = [m for n, m in model.named_modules() if n.endswith("classes")][0]
+    was_training = model.training
+    model.eval()
+    chosen = {}
+    for k, (src, names) in enumerate(zip(source, classes)):
+        null = len(names)
+        for c in range(len(src), len(names)):
+            idx = (labels[:, k] == c).nonzero().flatten()[:MATCH_CLIPS]
+            if not len(idx):
+                continue
+            x = mels[idx]
+            noise = torch.randn(x.shape, generator=g).to(x.device)
+            errors = []
+            for cand in [*range(len(src)), null]:
+                cond = torch.full((len(x), len(classes)), 0, dtype=torch.long, device=x.device)
+                for j, nm in enumerate(classes):
+                    cond[:, j] = len(nm)
+                cond[:, k] = cand
+                err = sum(
+                    float((model(x + s * noise, torch.full((len(x),), s, device=x.device), cond) - x).pow(2).mean())
+                    for s in MATCH_SIGMAS
+                )
+                errors.append(err)
+            best = int(torch.tensor(errors).argmin())
+            row = best if best < len(src) else null
+            tables[k].weight[c] = tables[k].weight[row]
+            chosen[names[c]] = src[best] if best < len(src) else "null"
+    model.train(was_training)
+    return chosen
