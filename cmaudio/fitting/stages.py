@@ -177,9 +177,10 @@ class Stages:
 # (stage 4: t - r = t 2^-5 (1 + 8 sigmoid(-t)), a few percent of t) and halves once, halfway.
 TUNE_START_STAGE = 4
 TUNE_LR = 1e-4
-# New labels start at the null row and must become distinct: at lr 1e-4, 2,800 Adam steps moved
-# them too little (FSDD from digits, 30 min: 7% of clips recognised, chance 10%); 20x for the tables.
-TUNE_LABEL_LR_SCALE = 20.0
+# New labels' rows must move far (training.start.match_new_labels): at lr 1e-4 a row moved 0.3 in
+# 2,800 Adam steps, at 20x 2 (FSDD from digits: 7% and 10% recognised, chance 10%); textual
+# inversion, the same problem for text-to-image models, learns embeddings at lr 5e-3.
+TUNE_LABEL_LR_SCALE = 50.0
 
 
 def tuning_overrides(options: FitOptions, steps: int, labelled: bool) -> list[str]:
