@@ -65,6 +65,7 @@ def outcome(call, *args, **kwargs) -> str:
 
 @pytest.fixture(scope="module")
 def edit_handler(script_module, tmp_path_factory):
+    pytest.importorskip("gradio")  # the demo extra
     script_module("demo/app.py", "cmaudio_demo_app_fuzz")  # puts demo/ on sys.path
     handlers = importlib.import_module("handlers")
     model = make_model(tmp_path_factory.mktemp("fuzz-model") / "tiny.safetensors")
