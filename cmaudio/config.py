@@ -161,7 +161,7 @@ class ECTObjectiveConfig:
 
     q: float = 2.0
     stage_steps: int = 1000
-    start_stage: int = 0  # > 0 tunes a model that is already consistent (fit --from): a small gap
+    start_stage: int = 0  # > 0 starts at a smaller gap (fitting.stages: fit --from starts at 0)
     P_mean: float = -1.1
     P_std: float = 2.0
 
@@ -237,7 +237,7 @@ class OptimConfig:
     grad_clip: float = 1.0  # max global grad norm; 0 disables
     ema_halflife_kimg: float = 50.0  # evaluation EMA half-life in thousands of examples (EDM)
     ema_warmup_ratio: float = 0.05  # EDM: half-life capped at this fraction of examples seen
-    label_lr_scale: float = 1.0  # the label tables' lr over lr (fit --from: new labels start from null)
+    label_lr_scale: float = 1.0  # the label tables' lr over lr (fit --from: new labels move far)
 
     def __post_init__(self) -> None:
         check_field(self.lr > 0, "optim.lr", "must be positive")

@@ -257,13 +257,15 @@ def place_loop(pipe: Pipeline, wav: torch.Tensor, mels: torch.Tensor) -> tuple[t
     material that join lies in the silence after the sound), as a sampler instrument's loop
     points sit in the sustain; the rendering is circular, so any whole-hop rotation plays the same
     loop. The loop point is chosen on what is heard (loop_point, on the waveform), at least
-    JOIN_GUARD frames from the join. Returns the rotated waveforms and mels and, per clip, the
-    frame where the join now lies (0: at the wrap, nothing moved)."""
-    F, hop = mels.shape[-1], pipe.config.mel.hop_length
-    starts = [loop_point(w, range(JOIN_GUARD, F - JOIN_GUARD), hop) for w in wav]
+    JOIN_GUARD frames from the join. The period is T = (F - 1) hops (vocode_loop): the mels'
+    first F - 1 frames rotate and the last frame repeats the new first. Returns the rotated
+    waveforms and mels and, per clip, the sample where the join now lies (0: at the wrap)."""
+    F, T, hop = mels.shape[-1], wav.shape[-1], pipe.config.mel.hop_length
+    starts = [loop_point(w, range(JOIN_GUARD, F - 1 - JOIN_GUARD), hop) for w in wav]
     wav = torch.stack([torch.roll(w, -c * hop, dims=-1) for w, c in zip(wav, starts)])
-    mels = torch.stack([torch.roll(m, -c, dims=-1) for m, c in zip(mels, starts)])
-    return wav, mels, [(F - c) % F for c in starts]
+    period = torch.stack([torch.roll(m[..., : F - 1], -c, dims=-1) for m, c in zip(mels, starts)])
+    mels = torch.cat([period, period[..., :1]], dim=-1)
+    return wav, mels, [(T - c * hop) % T for c in starts]
 
 
 def loop_point(wav: torch.Tensor, candidates: range, hop: int, n_fft: int = 512) -> int:

@@ -317,13 +317,12 @@ class Pipeline:
         found = self.flags(wav, labels)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
-        hop = self.config.mel.hop_length / self.sample_rate
         meta = [
             self.metadata(s, lb, sig) | {"gain_db": round(g, 2), "flags": f}
             for s, lb, g, f in zip(seeds, labels, gain_db, found)
         ]
         if loop:  # where the sampler joined the clip's end to its start (it wraps elsewhere)
-            meta = [m | {"loop": True, "loop_join_s": round(j * hop, 4)} for m, j in zip(meta, joins)]
+            meta = [m | {"loop": True, "loop_join_s": round(j / self.sample_rate, 4)} for m, j in zip(meta, joins)]
         return GenerationOutput(wav.cpu(), mel.cpu(), self.sample_rate, meta, time.perf_counter() - t0)
 
     # ------------------------------------------------------------------------------------------

@@ -141,7 +141,7 @@ def reference_rows(
 ) -> tuple[list[dict], int, set[str | None]]:
     """Load the real test split (the scorer's reference) and N training clips; score the test
     split (ceiling), the training clips (floor) and those through the vocoder (copy synthesis).
-    Returns (rows, clips in the test split)."""
+    Returns (rows, clips in the test split, the labels those clips hold)."""
     mcfg = pipe.config
     num = (mcfg.frames - 1) * mcfg.mel.hop_length
     cfg.note(f"loading the real test split of {cfg.data} ...")

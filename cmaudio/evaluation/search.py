@@ -218,8 +218,7 @@ def search_context(pipe: Pipeline, metric: SearchMetric, cfg: SearchConfig) -> S
     pitch = pitch_targets(pipe.config, cfg.pitch) if "pitch" in metric.needs else None
     if "pitch" in metric.needs and pitch is None:
         raise EvaluationError(f"--metric pitch: {pipe.name} is not a pitched model (see --pitch)")
-    labels = balanced_labels(pipe, cfg.n)
-    reference = None
+    reference, present = None, None
     if metric.reference is not None:
         mcfg = pipe.config
         cfg.note(f"loading the validation split of {cfg.data} ...")
@@ -228,7 +227,8 @@ def search_context(pipe: Pipeline, metric: SearchMetric, cfg: SearchConfig) -> S
                                   layout=cfg.layout, manifest=cfg.manifest, progress=cfg.progress)
         scorer = Scorer(pipe, clf, batch_size=cfg.batch_size)
         reference = scorer.features(wav, scorer.logmels(wav))[metric.reference]
-        labels = balanced_labels(pipe, cfg.n, set(present))  # the classes the reference has (fit --from)
+        present = set(present)  # generate only the classes the reference has (fit --from)
+    labels = balanced_labels(pipe, cfg.n, present)
     if "classifier_labels" in metric.needs and not all(lb in clf.classes for lb in labels):
         raise EvaluationError(f"{cfg.classifier}: does not know every class of the model's first factor")
     return SearchContext(pipe, labels, clf, pitch, reference, cfg.batch_size)

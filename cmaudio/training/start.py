@@ -135,7 +135,7 @@ def match_new_labels(
     if not source or not source[0]:
         return {}
     g = torch.Generator().manual_seed(seed)
-    tables = [m for n, m in model.named_modules() if n.endswith("classes")][0]
+    tables = {int(m.group(2)): p for n, p in model.named_parameters() if (m := LABEL_TABLE.search(n))}
     was_training = model.training
     model.eval()
     chosen = {}
@@ -148,9 +148,7 @@ def match_new_labels(
             noise = torch.randn(x.shape, generator=g).to(x.device)
             errors = []
             for cand in range(len(src)):
-                cond = torch.full((len(x), len(classes)), 0, dtype=torch.long, device=x.device)
-                for j, nm in enumerate(classes):
-                    cond[:, j] = len(nm)
+                cond = model.null_cond(len(x), x.device)
                 cond[:, k] = cand
                 err = sum(
                     float((model(x + s * noise, torch.full((len(x),), s, device=x.device), cond) - x).pow(2).mean())
@@ -158,7 +156,7 @@ def match_new_labels(
                 )
                 errors.append(err)
             best = int(torch.tensor(errors).argmin())
-            tables[k].weight[c] = tables[k].weight[best]
+            tables[k][c] = tables[k][best]
             chosen[names[c]] = src[best]
     model.train(was_training)
     return chosen
