@@ -5,7 +5,8 @@ mean absolute difference of neighbouring log-magnitude frames) is at most the cl
 95th-percentile flux between frames away from any seam; loops must also keep the seam frames'
 energy within 6 dB of the clip's median frame energy. A loop wraps at its loop point
 (editing.loop_point) and holds the join the sampler made elsewhere (metadata ``loop_join_s``):
-both are scored, each with the other left out of the interior. Prints a markdown table.
+both are scored, each with the other left out of the interior. Long audio's window joins are
+read from the metadata (``window_joins_s``). Prints a markdown table.
 
     python benchmarks/seams.py --models digits drums notes --steps 1,2,4 --clips 20 --out docs/seams.md
 """
@@ -26,18 +27,6 @@ from cmaudio.quality import seam_flux
 
 def labels_for(pipe: Pipeline, n: int) -> list[str | None]:
     return [pipe.labels[i % len(pipe.labels)] if pipe.labels else None for i in range(n)]
-
-
-def window_joins(pipe: Pipeline, frames: int) -> list[int]:
-    """Sample positions where render_long joins windows: each new window starts W//2 frames
-    before the end of what was kept (the last W//8 of a window are regenerated)."""
-    W, hop = pipe.config.frames, pipe.config.mel.hop_length
-    keep, trim = W // 2, W // 8
-    joins, length = [], W - trim
-    while length < frames:
-        joins.append((length) * hop)
-        length = length - keep + W - trim
-    return joins
 
 
 def passed(scores: list[dict], energy: bool = False) -> tuple[int, int]:
@@ -63,8 +52,10 @@ def measure(name: str, steps: int, clips: int) -> list[str]:
     rows.append(row(name, "loop: the sampler's join (flux)", steps, *passed(joined)))
     for seconds in (5.0, 30.0):
         long = pipe.generate(labels=labels[: max(2, clips // 4)], steps=steps, seed=100, duration=seconds)
-        joins = window_joins(pipe, long.mels.shape[-1])
-        scores = [s for w in long.waveforms for s in seam_flux(w, [j for j in joins if j < w.numel() - 1024])]
+        scores = []
+        for w, m in zip(long.waveforms, long.metadata):  # render_long's joins, from the metadata
+            joins = [round(j * pipe.sample_rate) for j in m["window_joins_s"]]
+            scores += seam_flux(w, [j for j in joins if j < w.numel() - 1024])
         rows.append(row(name, f"long audio {seconds:g} s, window joins", steps, *passed(scores)))
     real = pipe.generate(labels=labels, steps=steps, seed=500).waveforms
     hop = pipe.config.mel.hop_length

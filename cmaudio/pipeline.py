@@ -294,7 +294,7 @@ class Pipeline:
             if duration <= 0:
                 raise ValueError("duration must be positive")
             frames = num_frames(int(round(duration * self.sample_rate)), self.config.mel)
-        mels = []
+        mels, windows = [], []  # windows: per clip, the frames where long audio's windows join
         chunks = range(0, len(labels), batch_size)
         if progress:
             from tqdm import tqdm
@@ -304,15 +304,19 @@ class Pipeline:
             s, lb = seeds[i : i + batch_size], labels[i : i + batch_size]
             cond = self.condition(lb)
             if frames <= self.config.frames:
-                m = self.sample_mels(s, cond, sig, self.config.frames)[..., :frames]
+                m, j = self.sample_mels(s, cond, sig, self.config.frames)[..., :frames], [[] for _ in s]
             else:
-                m = render_long(self, s, cond, sig, frames)
+                m, j = render_long(self, s, cond, sig, frames)
+            windows += j
             mels.append(make_loop(self, m, s, cond, sig) if loop else m)
         mel = torch.cat(mels)
         render = partial(vocode_loop, self) if loop else self.vocode
         wav = torch.cat([render(mel[i : i + batch_size]) for i in range(0, len(mel), batch_size)])
+        hop, T = self.config.mel.hop_length, wav.shape[-1]
+        shifts = [0] * len(labels)
         if loop:
             wav, mel, joins = place_loop(self, wav, mel)
+            shifts = [(T - j) % T for j in joins]  # each clip turned by this many samples
         wav, gain_db = limit_peaks(wav)
         found = self.flags(wav, labels)
         if self.device.type == "cuda":
@@ -321,6 +325,11 @@ class Pipeline:
             self.metadata(s, lb, sig) | {"gain_db": round(g, 2), "flags": f}
             for s, lb, g, f in zip(seeds, labels, gain_db, found)
         ]
+        if frames > self.config.frames:  # where long audio's windows join, in seconds (sorted)
+            meta = [
+                m | {"window_joins_s": sorted(round((f * hop - d) % T / self.sample_rate, 4) for f in js)}
+                for m, js, d in zip(meta, windows, shifts)
+            ]
         if loop:  # where the sampler joined the clip's end to its start (it wraps elsewhere)
             meta = [m | {"loop": True, "loop_join_s": round(j / self.sample_rate, 4)} for m, j in zip(meta, joins)]
         return GenerationOutput(wav.cpu(), mel.cpu(), self.sample_rate, meta, time.perf_counter() - t0)

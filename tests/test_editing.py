@@ -78,6 +78,37 @@ def test_long_audio_windows_are_not_copied_between_clips(pipe):
                     assert not torch.equal(mels[i, :, a : a + W // 2], mels[j, :, b : b + W // 2])
 
 
+def test_long_audio_joins_windows_at_a_quiet_frame_and_reports_where(pipe, monkeypatch):
+    """Each window's known context ends at the quietest of the kept audio's late frames (the
+    last quarter-window) and fades over its second half; metadata window_joins_s says where."""
+    calls = []
+    real = pipe.sample_mels
+
+    def spy(seeds, cond, sigmas, frames, init=None, known=None, mask=None):
+        out = real(seeds, cond, sigmas, frames, init=init, known=known, mask=mask)
+        calls.append((known, mask, out))
+        return out
+
+    monkeypatch.setattr(pipe, "sample_mels", spy)
+    out = pipe.generate(labels=["low", "high"], steps=1, seed=3, duration=3.0)
+    W, trim, keep = pipe.config.frames, pipe.config.frames // 8, pipe.config.frames // 2
+    assert len(calls) > 3
+    for (_, _, prev), (_, mask, _) in zip(calls[1:-1], calls[2:]):  # windows after the first
+        late = prev[..., W - trim - keep // 2 - 1 : W - trim].mean(1)  # the candidate frames' loudness
+        for b in range(2):
+            c = int((mask[b, 0] > 0).sum())
+            assert keep - keep // 2 <= c <= keep
+            assert c - (keep - keep // 2) == int(late[b].argmin())  # the quietest candidate ends it
+            assert (mask[b, 0, : c - c // 2] == 1).all() and (mask[b, 0, c - c // 2 : c] < 1).all()
+    T = out.waveforms.shape[-1] / SR
+    for m in out.metadata:
+        js = m["window_joins_s"]
+        assert len(js) == len(calls) - 1 and js == sorted(js) and 0 < js[0] and js[-1] < T
+        assert all(round(j * SR) % HOP == 0 for j in js)
+    loops = pipe.generate(labels=["low"], steps=1, seed=3, duration=3.0, loop=True).metadata[0]
+    assert all(0 <= j < T for j in loops["window_joins_s"]) and "loop_join_s" in loops
+
+
 @pytest.mark.parametrize("samples", [HOP, 1600, 16 * HOP // 2])
 def test_continue_takes_clips_from_one_hop_to_half_a_window(pipe, samples):
     """Issue 17 (3): one hop up to half a window raised 'The expanded size of the tensor ...'."""
