@@ -27,6 +27,18 @@ def test_extend_and_remap_labels():
         extend_classes((("a",), ("x",)), (("a",),))
 
 
+def test_new_labels_are_assigned_one_to_one_before_any_source_label_repeats():
+    from cmaudio.training.start import assign_labels
+
+    # Source label 0 is every new label's own minimum ("nine" on real speech); the least total
+    # cost gives each source label once, then starts over for the labels left.
+    cost = torch.tensor([[1.0, 1.5, 2.0], [0.9, 1.0, 3.0], [0.8, 2.0, 1.1], [0.7, 0.9, 0.95]])
+    assert cost.argmin(1).tolist() == [0, 0, 0, 0]
+    assert assign_labels(cost[:3]) == [0, 1, 2]  # total 3.1: each new label its own source label
+    # Four new labels, three source labels: rows 1-3 take the three at total 2.75, then row 0 its best.
+    assert assign_labels(cost) == [0, 1, 0, 2]
+
+
 def test_extended_state_keeps_rows_and_refuses_other_shapes():
     old = {"emb.classes.0.weight": torch.arange(6.0).reshape(3, 2), "w": torch.ones(2)}  # 2 classes + null
     model = torch.nn.Module()
