@@ -6,8 +6,9 @@
     onnx      onnxruntime running the network exported by cmaudio.onnx_export. The graph is
               exported on first use into the cache folder (CMAUDIO_CACHE, else ~/.cache/cmaudio)
               under a digest of the model file, and reused after. Torch still runs the sampler's
-              arithmetic and the vocoder; the network calls, nearly all of the cost, run in
-              onnxruntime (CPU).
+              arithmetic and the vocoder (its ONNX graph, cmaudio.vocoder.onnx_graph, computes
+              the STFTs as convolutions: for runtimes without torch, slower than torch's FFTs);
+              the network calls run in onnxruntime (CPU).
 """
 
 from __future__ import annotations

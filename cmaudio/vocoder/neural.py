@@ -172,8 +172,9 @@ class NeuralVocoder(Vocoder):
     def file_mel_config(cls, config: dict) -> MelConfig:
         return from_dict(VocoderConfig, config).mel
 
-    def spectrum(self, logmel: torch.Tensor) -> torch.Tensor:
-        """Raw log-mel [B, n_mels, frames] -> complex STFT [B, n_fft // 2 + 1, frames]."""
+    def magnitude_phase(self, logmel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Raw log-mel [B, n_mels, frames] -> (STFT magnitude, phase), each [B, n_fft // 2 + 1,
+        frames]: the network's whole work (the ONNX graph, onnx_graph.py, shares it)."""
         x = self.embed(logmel)
         x = self.norm(x.transpose(1, 2)).transpose(1, 2)
         for block in self.blocks:
@@ -192,7 +193,11 @@ class NeuralVocoder(Vocoder):
             # cap keeps exp finite (no inf - inf in the product) for a wildly out-of-range mel.
             prior = _bins_apply(self.inv_fb.to(logmel.device), logmel.float().clamp(max=30.0).exp())
             log_mag = log_mag + prior.clamp_min(self.mel_config.log_clamp).log()
-        mag = torch.exp(log_mag.clamp(max=self.config.net.max_log_mag))
+        return torch.exp(log_mag.clamp(max=self.config.net.max_log_mag)), p
+
+    def spectrum(self, logmel: torch.Tensor) -> torch.Tensor:
+        """Raw log-mel [B, n_mels, frames] -> complex STFT [B, n_fft // 2 + 1, frames]."""
+        mag, p = self.magnitude_phase(logmel)
         # Vocos: an unbounded p used through (cos p, sin p) is periodic, so the head never has
         # to learn the wrap-around a direct phase regression would. (torch.polar, the same
         # number, took twice as long on the CPU.)
@@ -230,7 +235,7 @@ class NeuralVocoder(Vocoder):
 
     def refine(self, wav: torch.Tensor, logmel: torch.Tensor) -> torch.Tensor:
         """One mel-consistency pass (see VocoderNetConfig.mel_refine): wav [B, T] -> [B, T]."""
-        m, net = self.mel_config, self.config.net
+        m = self.mel_config
         window = self.window.to(wav.device)
         spec = torch.stft(
             wav,
@@ -242,11 +247,17 @@ class NeuralVocoder(Vocoder):
             pad_mode="constant",
             return_complex=True,
         )
-        for _ in range(net.mel_refine_updates):
-            current = torch.log(torch.clamp(_bins_apply(self.fb, spec.abs()), min=m.log_clamp))
-            band_gain = (logmel - current).clamp(-net.mel_refine_cap, net.mel_refine_cap).exp()  # [B, n_mels, frames]
-            spec = spec * (_bins_apply(self.fb_t_norm, band_gain) + self.uncovered)  # [B, n_bins, frames]
+        for _ in range(self.config.net.mel_refine_updates):
+            spec = spec * self.bin_gains(spec.abs(), logmel)
         return torch.istft(spec, m.n_fft, m.hop_length, m.win_length, window=window, center=True, length=wav.shape[-1])
+
+    def bin_gains(self, magnitude: torch.Tensor, logmel: torch.Tensor) -> torch.Tensor:
+        """One refinement update's gain per bin [B, n_bins, frames] for an STFT magnitude of the
+        same shape: the filterbank-weighted mean of the band gains exp(logmel - its log-mel)."""
+        m, net = self.mel_config, self.config.net
+        current = torch.log(torch.clamp(_bins_apply(self.fb, magnitude), min=m.log_clamp))
+        band_gain = (logmel - current).clamp(-net.mel_refine_cap, net.mel_refine_cap).exp()  # [B, n_mels, frames]
+        return _bins_apply(self.fb_t_norm, band_gain) + self.uncovered
 
 
 def _bins_apply(matrix: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
