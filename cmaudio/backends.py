@@ -65,6 +65,10 @@ class OnnxDenoiser:
             feeds["cond"] = cond.detach().cpu().long().numpy()
         return torch.from_numpy(self.session.run(None, feeds)[0]).to(x.device)
 
+    def null_cond(self, batch: int, device="cpu") -> torch.Tensor:
+        """The all-null condition [B, K], as precond.Denoiser.null_cond (guidance uses it)."""
+        return torch.tensor(self.config.cond_sizes, dtype=torch.long, device=device).expand(batch, -1).clone()
+
     def to(self, device) -> OnnxDenoiser:
         if torch.device(device).type != "cpu":
             raise CheckpointError("backend 'onnx' runs on the CPU; use --device cpu (or the eager backend on CUDA)")

@@ -66,6 +66,8 @@ def _parser() -> Parser:
     p.add_argument("--vocoder", default=None, help="vocoder name or path (default: the best match)")
     p.add_argument("--pitch", default="auto", choices=PITCH_MODES,
                    help="read class names as pitches: auto (default), hz, midi or off")
+    p.add_argument("--guidance", type=float, default=1.0,
+                   help="classifier-free guidance scale of the model's calls (default 1: none)")
     p.add_argument("--dnsmos", action="store_true", help="DNSMOS for speech (needs the eval extra: speechmos)")
     p.add_argument("--layout", default="auto", choices=["auto", "folders", "manifest", "nsynth", "ljspeech"])
     p.add_argument("--manifest", default="", help="manifest file relative to --data (layout manifest)")
@@ -112,7 +114,8 @@ def _evaluate(a) -> int:
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: exists and is not a folder")
     cfg = EvalConfig(**_shared(a), n=a.n or 500, steps=_ints(a.steps or "1,2,4", "--steps"), teacher=a.teacher,
-                     teacher_calls=_ints(a.teacher_steps or "9,18,35", "--teacher-steps"), out=out, dnsmos=a.dnsmos)
+                     teacher_calls=_ints(a.teacher_steps or "9,18,35", "--teacher-steps"), out=out, dnsmos=a.dnsmos,
+                     guidance=a.guidance)
     report = evaluate(a.model, cfg)
     print(format_markdown(report), end="")
     return 0

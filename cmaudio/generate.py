@@ -72,6 +72,12 @@ def _body(argv: Sequence[str] | None) -> int:
         choices=["eager", "compiled", "onnx"],
         help="how the network runs: eager torch (default), torch.compile, or onnxruntime (CPU)",
     )
+    p.add_argument(
+        "--guidance",
+        type=float,
+        default=1.0,
+        help="classifier-free guidance scale at every call (default 1: none; doubles the network's work)",
+    )
     p.add_argument("--out", default="samples", help="output folder (default ./samples)")
     p.add_argument("--format", default="wav", choices=["wav", "flac"])
     p.add_argument("--plot", action="store_true", help="also write a spectrogram grid png")
@@ -90,7 +96,9 @@ def _body(argv: Sequence[str] | None) -> int:
     from .pipeline import DEFAULT_MODEL, Pipeline
 
     try:
-        pipe = Pipeline.from_pretrained(a.model or DEFAULT_MODEL, device=a.device, vocoder=a.vocoder, backend=a.backend)
+        pipe = Pipeline.from_pretrained(
+            a.model or DEFAULT_MODEL, device=a.device, vocoder=a.vocoder, backend=a.backend, guidance=a.guidance
+        )
     except ValueError as exc:
         if type(exc) is ValueError:  # device errors; other errors carry their own type
             raise UsageError(str(exc)) from None

@@ -17,7 +17,7 @@ from cmaudio.pipeline import Pipeline
 from cmaudio.precond import Denoiser
 
 
-def make_model(path: Path, kind: str = "consistency") -> Path:
+def make_model(path: Path, kind: str = "consistency", label_dropout: float = 0.0) -> Path:
     """A small untrained model with random (non-zero) output layers: enough for the contracts."""
     torch.manual_seed(0)
     cfg = ModelConfig(
@@ -25,7 +25,7 @@ def make_model(path: Path, kind: str = "consistency") -> Path:
         stats=MelStats(-6.0, 2.5),
         precond=PrecondConfig(kind=kind),
         frames=16,
-        net=NetConfig(channels=16, channel_mult=(1, 2), num_blocks=1, attention=False),
+        net=NetConfig(channels=16, channel_mult=(1, 2), num_blocks=1, attention=False, label_dropout=label_dropout),
         cond_fields=("label",),
         classes=(("low", "high"),),
         sigmas={"2": [80.0, 0.7]},
@@ -59,6 +59,7 @@ def test_same_seed_same_audio(pipe):
         "sigmas": [80.0, 0.7],
         "steps": 2,
         "calls": 2,
+        "guidance": 1.0,
         "model": pipe.name,
         "vocoder": "vocoder-16k",
         "vocoder_version": pipe.vocoder.version,
@@ -274,3 +275,27 @@ def test_generate_never_writes_a_clipping_clip(model_path, monkeypatch):
     for k in range(2):
         r = ratio[k][mask[k]]
         assert float(r.max() - r.min()) < 1e-3 * float(r.abs().mean())
+
+
+def test_guidance_combines_the_conditional_and_null_calls(tmp_path, capsys):
+    """Classifier-free guidance at sampling: with one step the clip is D(z sigma_max) itself, so
+    the guided mel is exactly null + w (cond - null) of the unguided pipeline's two mels."""
+    from cmaudio.generate import main as generate
+
+    path = make_model(tmp_path / "g.safetensors", label_dropout=0.1)
+    plain = Pipeline.from_pretrained(path, device="cpu")
+    guided = Pipeline.from_pretrained(path, device="cpu", guidance=2.5)
+    cond = plain.generate(labels=["low"], steps=1, seed=3).mels
+    null = plain.generate(labels=[None], steps=1, seed=3).mels
+    out = guided.generate(labels=["low"], steps=1, seed=3)
+    assert not torch.allclose(cond, null, atol=1e-3)
+    assert torch.allclose(out.mels, null + 2.5 * (cond - null), atol=1e-4)
+    assert out.metadata[0]["calls"] == 2 and out.metadata[0]["guidance"] == 2.5
+    assert plain.generate(labels=["low"], steps=2, seed=3).metadata[0]["calls"] == 2
+    with pytest.raises(ValueError, match="null label"):
+        Pipeline.from_pretrained(make_model(tmp_path / "p.safetensors"), device="cpu", guidance=2.0)
+    with pytest.raises(ValueError, match=">= 0"):
+        Pipeline.from_pretrained(path, device="cpu", guidance=float("nan"))
+    assert generate(["--model", str(tmp_path / "p.safetensors"), "--guidance", "2", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "null label" in err[0] and not (tmp_path / "o").exists()

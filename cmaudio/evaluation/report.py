@@ -80,6 +80,7 @@ class EvalConfig(ScoringOptions):
     teacher_calls: tuple[int, ...] = (9, 18, 35)  # its network-call budgets (teacher_levels)
     out: str | Path | None = None  # folder for report.json, report.md, quality_vs_calls.png
     dnsmos: bool = False  # DNSMOS for speech (needs speechmos)
+    guidance: float = 1.0  # classifier-free guidance of the model's calls (pipeline.check_guidance)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -190,7 +191,7 @@ def evaluate(pipe_or_model: Pipeline | str | Path, cfg: EvalConfig) -> dict:
     quality_vs_calls.png. Option errors are EvaluationErrors."""
     pipe = pipe_or_model
     if not isinstance(pipe, Pipeline):
-        pipe = Pipeline.from_pretrained(pipe_or_model, device=cfg.device, vocoder=cfg.vocoder)
+        pipe = Pipeline.from_pretrained(pipe_or_model, device=cfg.device, vocoder=cfg.vocoder, guidance=cfg.guidance)
     mcfg = pipe.config
     clf, clf_info = load_classifier_for(pipe, cfg)
     tpipe = load_teacher(pipe, cfg)
