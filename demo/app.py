@@ -6,7 +6,7 @@ as ``python -m cmaudio.generate``.
     python demo/app.py --model digits --host 0.0.0.0 --share    # a public link
 
 Generate tab: model, label (or pitch and instrument family for a two-factor model), steps, seed,
-clips, duration (longer than the model's clip renders long audio by continuation), vocoder and an
+clips, duration (longer than the model's clip renders long audio by continuation), vocoder, a guidance scale and an
 explicit sigma list; each clip comes back as an audio player and a spectrogram, with the time
 taken and the speed in x-real-time. Edit tab: an uploaded or recorded clip (resampled to the
 model's rate) is inpainted over a time span, continued, or varied at a strength.

@@ -30,6 +30,7 @@ MIN_DURATION_S = 0.1
 MAX_UPLOAD_S = 30.0
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MAX_SEED = 2**31 - 1
+MAX_GUIDANCE = 5.0
 AUTO_VOCODER = "auto"
 EACH_CLASS = "(each in turn)"  # one-factor models: clip k gets class k mod n
 NO_LABEL = "(none)"  # edits: condition on nothing (the null class)
@@ -47,7 +48,7 @@ def default_models() -> dict[str, str]:
 
 
 class ModelCache:
-    """The pipelines of one app: one per (model, vocoder) pair, loaded on first use and kept.
+    """The pipelines of one app: one per (model, vocoder, guidance), loaded on first use and kept.
     Each app builds its own, so several apps in one process (the tests) share nothing.
 
     ``models``: display name -> bundled model name or .safetensors path."""
@@ -59,20 +60,23 @@ class ModelCache:
         self.names = list(self.models)
         self.vocoders = [AUTO_VOCODER, "griffinlim", *bundled_vocoders()]
         self.device = device
-        self._pipes: dict[tuple[str, str], Pipeline] = {}
+        self._pipes: dict[tuple[str, str, float], Pipeline] = {}
         self._lock = threading.Lock()  # two first requests for one model must not load it twice
 
-    def get(self, model: str, vocoder: str | None = AUTO_VOCODER) -> Pipeline:
+    def get(self, model: str, vocoder: str | None = AUTO_VOCODER, guidance: float = 1.0) -> Pipeline:
         if model not in self.models:
             raise ValueError(f"unknown model {model!r}: choose one of {', '.join(self.names)}")
         vocoder = vocoder or AUTO_VOCODER
         if vocoder not in self.vocoders:
             raise ValueError(f"unknown vocoder {vocoder!r}: choose one of {', '.join(self.vocoders)}")
-        key = (model, vocoder)
+        key = (model, vocoder, guidance)
         with self._lock:
             if key not in self._pipes:
                 self._pipes[key] = Pipeline.from_pretrained(
-                    self.models[model], device=self.device, vocoder=None if vocoder == AUTO_VOCODER else vocoder
+                    self.models[model],
+                    device=self.device,
+                    vocoder=None if vocoder == AUTO_VOCODER else vocoder,
+                    guidance=guidance,
                 )
             return self._pipes[key]
 
@@ -229,9 +233,10 @@ def report(out: GenerationOutput, pipe: Pipeline, seeds: Sequence[int]) -> str:
     clips = out.waveforms.shape[0]
     flagged = [f"clip {k + 1}: {', '.join(m['flags'])}" for k, m in enumerate(out.metadata) if m.get("flags")]
     badge = f" · **flagged** ({'; '.join(flagged)})" if flagged else " · no quality flags"
+    guided = f", guidance {pipe.guidance:g}" if pipe.guidance != 1.0 else ""
     return (
         f"**{clips} clip{'s' if clips > 1 else ''}, {out.audio_seconds:.2f} s of audio in {out.seconds:.2f} s: "
-        f"{out.x_realtime:.1f}x real time** · {meta.get('steps', 0)} step(s) (sigmas {sig}) · {seed_text} · "
+        f"{out.x_realtime:.1f}x real time** · {meta.get('steps', 0)} step(s) (sigmas {sig}{guided}) · {seed_text} · "
         f"vocoder {pipe.vocoder.name} · {pipe.device}{badge}"
     )
 
@@ -259,7 +264,8 @@ class GenerateRequest:
     """The inputs of /generate as sent (generate checks each): model, label (EACH_CLASS: every
     class in turn), label2 (the second factor, ANY: none), steps, seed (-1: random), clips,
     duration (0: the model's clip), vocoder, sigmas (text; empty: use steps), loop (clips whose
-    end flows into their start; last, so older API calls without it still work)."""
+    end flows into their start) and guidance (classifier-free, 1: none); the last two optional,
+    so older API calls without them still work)."""
 
     model: Any
     label: Any
@@ -271,6 +277,7 @@ class GenerateRequest:
     vocoder: Any
     sigmas: Any
     loop: Any = False
+    guidance: Any = 1.0
 
 
 @dataclass(frozen=True)
@@ -297,7 +304,8 @@ class EditRequest:
 def generate(cache: ModelCache, req: GenerateRequest) -> tuple:
     """Generate 1-8 clips. Returns MAX_CLIPS wav files (None past ``clips``), MAX_CLIPS
     spectrogram images, a markdown report and the seed used (clip k has seed + k)."""
-    pipe = cache.get(req.model, req.vocoder)
+    guidance = check_float(1.0 if req.guidance in (None, "") else req.guidance, "guidance", 0, MAX_GUIDANCE)
+    pipe = cache.get(req.model, req.vocoder, guidance)
     steps = check_int(req.steps, "steps", 1, MAX_STEPS)
     clips = check_int(req.clips, "clips", 1, MAX_CLIPS)
     duration = check_float(0 if req.duration in (None, "") else req.duration, "duration", 0, MAX_DURATION_S)

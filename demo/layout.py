@@ -19,6 +19,7 @@ from handlers import (
     EDIT_MODES,
     MAX_CLIPS,
     MAX_DURATION_S,
+    MAX_GUIDANCE,
     MAX_UPLOAD_BYTES,
     MAX_UPLOAD_S,
     MIN_DURATION_S,
@@ -110,6 +111,15 @@ def generate_tab(first: Pipeline) -> Controls:
     with gr.Accordion("advanced", open=False):
         c["sigmas"] = gr.Textbox(
             value="", label="sigmas", placeholder="e.g. 80, 0.8 (decreasing; overrides steps)", elem_id="sigmas"
+        )
+        c["guidance"] = gr.Slider(
+            0,
+            MAX_GUIDANCE,
+            value=1,
+            step=0.25,
+            label="guidance",
+            info="classifier-free, 1 = none; twice the network calls (models trained with a null label)",
+            elem_id="guidance",
         )
     c["run"] = gr.Button("Generate", variant="primary", elem_id="generate-button")
     with gr.Row():

@@ -73,7 +73,10 @@ def server(app, tmp_path_factory):
     """The demo on a free port with a one-factor and a two-factor tiny model; its URL."""
     models = tmp_path_factory.mktemp("demo-models")
     demo = app.build_demo(
-        {"tiny": make_model(models / "tiny.safetensors"), "pair": make_factored_model(models / "pair.safetensors")},
+        {
+            "tiny": make_model(models / "tiny.safetensors", label_dropout=0.1),  # a null label: guidance works
+            "pair": make_factored_model(models / "pair.safetensors"),  # none: guidance refused
+        },
         device="cpu",
     )
     port = free_port()
@@ -161,6 +164,8 @@ def test_long_audio_and_labels(handlers, client):
         (dict(model="pair", label="60", label2="violin"), "unknown family 'violin'"),
         (dict(model="pair", label=None), "choose a pitch"),
         (dict(seed=2**40), "seed must be between"),
+        (dict(guidance=6), "maximum"),
+        (dict(model="pair", label="60", label2="organ", guidance=2), "null label"),
     ],
 )
 def test_generate_api_rejects_bad_input(client, kw, message):
@@ -347,3 +352,10 @@ def test_generate_api_loop_and_quality_badge(handlers, client):
     assert not np.array_equal(read(plain[0])[0], data)  # the loop rewrote the clip's ends
     with pytest.raises(Exception, match="loop must be true or false"):
         gen(client, seed=3, loop="yes")
+
+
+def test_generate_api_guidance(client):
+    """The guidance slider (optional last input): other audio, said in the report."""
+    plain, guided = gen(client, seed=3), gen(client, seed=3, guidance=2.5)
+    assert not np.array_equal(read(plain[0])[0], read(guided[0])[0])
+    assert "guidance 2.5" in guided[-2] and "guidance" not in plain[-2]
