@@ -59,7 +59,7 @@ def main(argv=None) -> int:
     labels = [lb for lb in wanted if lb in pipe.labels] or pipe.labels
     for steps in (int(s) for s in a.steps.split(",")):
         out = pipe.generate(labels=[labels[i % len(labels)] for i in range(a.n)], steps=steps, seed=0)
-        row(f"{Path(a.model).stem} ({a.model}), {steps} steps", dnsmos_scores(out.waveforms, pipe.sample_rate), a.n)
+        row(f"{a.model}, {steps} steps", dnsmos_scores(out.waveforms, pipe.sample_rate), a.n)
     return 0
 
 

@@ -94,7 +94,7 @@ def render_long(
     frames from there up to the join as known context, soft-masked over the context's second half
     (the join is a cross-fade inside the sampler). The join is the quietest frame of the kept
     audio's last quarter-window, per sample: a pause between sounds hides it, and a longer fade
-    smooths it (measured in docs/results.md, "Seams": digits' 30 s joins pass 88% -> 92%). A
+    smooths it (measured in docs/results.md, "Seams": digits' 30 s joins pass 87% -> 92%). A
     context shorter than half a window (a short clip to continue) is used whole, and so is a real
     clip's end. The last eighth of a generated window is regenerated, not kept: models trained on
     clips learn how clips END (fade-outs), which must not recur at every seam."""

@@ -22,26 +22,59 @@ import torch
 
 from .errors import CheckpointError
 
-__all__ = ["OPSET", "export_model_onnx"]
+__all__ = ["OPSET", "export_model_onnx", "write_onnx"]
 
 OPSET = 17
 
 
-def export_model_onnx(model_path: str | os.PathLike, out: str | os.PathLike) -> Path:
-    """Write the network of the model file ``model_path`` as ONNX to ``out``; returns ``out``."""
+def write_onnx(
+    module: torch.nn.Module,
+    args: tuple,
+    out: str | os.PathLike,
+    inputs: list[str],
+    outputs: list[str],
+    dynamic: dict[str, dict[int, str]],
+    metadata: dict[str, str],
+) -> Path:
+    """Trace ``module`` on ``args`` into an ONNX graph at ``out`` (atomically), with these input
+    and output names, dynamic axes and metadata properties: the one way this package writes ONNX
+    (the network here, a neural vocoder in vocoder.onnx_graph)."""
     try:
         import onnx
     except ImportError:
         raise CheckpointError("ONNX export needs the onnx package: pip install 'cmaudio[deploy]'") from None
-    from .checkpoint import load_model
-    from .config import to_dict
     from .files import atomic_write
 
+    def write(tmp: str) -> None:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # tracer notes on shape arithmetic: the sizes stay dynamic
+            torch.onnx.export(
+                module,
+                args,
+                tmp,
+                input_names=inputs,
+                output_names=outputs,
+                dynamic_axes=dynamic,
+                opset_version=OPSET,
+                dynamo=False,
+            )
+        graph = onnx.load(tmp)
+        for key, value in metadata.items():
+            entry = graph.metadata_props.add()
+            entry.key, entry.value = key, value
+        onnx.save(graph, tmp)
+
+    return atomic_write(Path(out), write)
+
+
+def export_model_onnx(model_path: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """Write the network of the model file ``model_path`` as ONNX to ``out``; returns ``out``."""
+    from .checkpoint import load_model
+    from .config import to_dict
+
     mf = load_model(model_path)
-    model = mf.model.float().eval()
     cfg = mf.config
-    frames = cfg.frames
-    x = torch.randn(2, cfg.mel.n_mels, frames)
+    x = torch.randn(2, cfg.mel.n_mels, cfg.frames)
     sigma = torch.full((2,), 1.0)
     names, dynamic = ["x", "sigma"], {"x": {0: "batch", 2: "frames"}, "sigma": {0: "batch"}}
     args: tuple = (x, sigma)
@@ -50,26 +83,5 @@ def export_model_onnx(model_path: str | os.PathLike, out: str | os.PathLike) -> 
         names.append("cond")
         dynamic["cond"] = {0: "batch"}
     dynamic["denoised"] = {0: "batch", 2: "frames"}
-    out = Path(out)
-
-    def write(tmp: str) -> None:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")  # tracer notes on shape arithmetic: the sizes stay dynamic
-            torch.onnx.export(
-                model,
-                args,
-                tmp,
-                input_names=names,
-                output_names=["denoised"],
-                dynamic_axes=dynamic,
-                opset_version=OPSET,
-                dynamo=False,
-            )
-        graph = onnx.load(tmp)
-        meta = {"cmaudio_config": json.dumps(to_dict(cfg)), "cmaudio_kind": "denoiser", "cmaudio_step": str(mf.step)}
-        for key, value in meta.items():
-            entry = graph.metadata_props.add()
-            entry.key, entry.value = key, value
-        onnx.save(graph, tmp)
-
-    return atomic_write(out, write)
+    meta = {"cmaudio_config": json.dumps(to_dict(cfg)), "cmaudio_kind": "denoiser", "cmaudio_step": str(mf.step)}
+    return write_onnx(mf.model.float().eval(), args, out, names, ["denoised"], dynamic, meta)

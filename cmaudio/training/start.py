@@ -129,7 +129,8 @@ def assign_labels(cost: torch.Tensor) -> list[int]:
         rows, cols = linear_sum_assignment(cost[left].double().cpu().numpy())
         for r, c in zip(rows.tolist(), cols.tolist()):
             out[left[r]] = c
-        left = [i for k, i in enumerate(left) if k not in set(rows.tolist())]
+        done = set(rows.tolist())
+        left = [i for k, i in enumerate(left) if k not in done]
     return out
 
 

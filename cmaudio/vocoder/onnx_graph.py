@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import warnings
 from pathlib import Path
 
 import torch
@@ -120,43 +119,18 @@ class VocoderGraph(nn.Module):
 def export_vocoder_onnx(name_or_path: str | os.PathLike, out: str | os.PathLike) -> Path:
     """Write the neural vocoder ``name_or_path`` (a bundled name or a file) as an ONNX graph to
     ``out``; the vocoder's config, name and version travel as the graph's metadata."""
-    try:
-        import onnx
-    except ImportError:
-        raise CheckpointError("ONNX export needs the onnx package: pip install 'cmaudio[deploy]'") from None
     from ..config import to_dict
-    from ..files import atomic_write
+    from ..onnx_export import write_onnx
     from . import load_vocoder
 
     vocoder = load_vocoder(str(name_or_path))
     if not isinstance(vocoder, NeuralVocoder):
         raise CheckpointError(f"{name_or_path}: only neural vocoder files export to ONNX (Griffin-Lim has no weights)")
-    graph = VocoderGraph(vocoder.float().eval())
-    m = vocoder.mel_config
-    example = torch.randn(2, m.n_mels, 20) - 5.0
-
-    def write(tmp: str) -> None:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")  # tracer notes on shape arithmetic: the sizes stay dynamic
-            torch.onnx.export(
-                graph,
-                (example,),
-                tmp,
-                input_names=["logmel"],
-                output_names=["wav"],
-                dynamic_axes={"logmel": {0: "batch", 2: "frames"}, "wav": {0: "batch", 1: "samples"}},
-                opset_version=17,
-                dynamo=False,
-            )
-        model = onnx.load(tmp)
-        meta = {
-            "cmaudio_kind": "vocoder",
-            "cmaudio_vocoder_config": json.dumps(to_dict(vocoder.config)),
-            "cmaudio_vocoder": json.dumps({"name": vocoder.name, "version": getattr(vocoder, "version", "")}),
-        }
-        for key, value in meta.items():
-            entry = model.metadata_props.add()
-            entry.key, entry.value = key, value
-        onnx.save(model, tmp)
-
-    return atomic_write(Path(out), write)
+    example = torch.randn(2, vocoder.mel_config.n_mels, 20) - 5.0
+    meta = {
+        "cmaudio_kind": "vocoder",
+        "cmaudio_vocoder_config": json.dumps(to_dict(vocoder.config)),
+        "cmaudio_vocoder": json.dumps({"name": vocoder.name, "version": vocoder.version}),
+    }
+    dynamic = {"logmel": {0: "batch", 2: "frames"}, "wav": {0: "batch", 1: "samples"}}
+    return write_onnx(VocoderGraph(vocoder.float().eval()), (example,), out, ["logmel"], ["wav"], dynamic, meta)
