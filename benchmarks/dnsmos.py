@@ -4,8 +4,11 @@ scored the same way: issue 16's check that generated speech is heard as real as 
 N clips balanced over the labels the real folder names (file names like ``7_jackson_32.wav``:
 the label is the name up to its first ``_``), fixed seeds, the model's vocoder; the real side is
 N recordings evenly spaced through the folder, resampled to 16 kHz. Prints one markdown row each.
+``--vocoders`` adds copy synthesis: the same real recordings through the model's mel front end and
+each named vocoder (bundled name or file), so the share of the gap that is the vocoder's shows.
 
     python benchmarks/dnsmos.py --model runs/digits-real/model.safetensors --real data/fsdd/classifier --n 100
+    python benchmarks/dnsmos.py --model digits --real data/fsdd/classifier --steps "" --vocoders vocoder-16k,griffinlim
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cmaudio.audio import load_audio
+from cmaudio.audio import load_audio, mel_spectrogram
 from cmaudio.evaluation.scoring import dnsmos_scores
 from cmaudio.pipeline import Pipeline
+from cmaudio.vocoder import load_vocoder
 
 
 def real_clips(folder: Path, n: int) -> tuple[torch.Tensor, list[str]]:
@@ -40,6 +44,7 @@ def main(argv=None) -> int:
     p.add_argument("--n", type=int, default=100)
     p.add_argument("--steps", default="2")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--vocoders", default="", help="comma-separated vocoders for copy synthesis of the real clips")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     real, names = real_clips(Path(a.real), a.n)
@@ -57,7 +62,12 @@ def main(argv=None) -> int:
     pipe = Pipeline.from_pretrained(a.model, device="cpu")
     wanted = sorted(set(names))
     labels = [lb for lb in wanted if lb in pipe.labels] or pipe.labels
-    for steps in (int(s) for s in a.steps.split(",")):
+    for name in filter(None, a.vocoders.split(",")):
+        vocoder = load_vocoder(name, pipe.config.mel, "cpu")
+        with torch.inference_mode():
+            copy = vocoder(mel_spectrogram(real, pipe.config.mel))
+        row(f"real through mel and {name}", dnsmos_scores(copy, pipe.sample_rate), len(real))
+    for steps in (int(s) for s in a.steps.split(",") if s):
         out = pipe.generate(labels=[labels[i % len(labels)] for i in range(a.n)], steps=steps, seed=0)
         row(f"{a.model}, {steps} steps", dnsmos_scores(out.waveforms, pipe.sample_rate), a.n)
     return 0

@@ -6,8 +6,8 @@
    autocast, as Pipeline runs there): the mels must agree to bf16 precision (relative error of the
    batch below --tolerance) and the waveforms must be finite; the network alone in fp32 on CUDA
    must match the CPU to 1e-4.
-2. Speed: python -m cmaudio.bench on CUDA at batch sizes 1, 16 and 64, without and with
-   torch.compile, in the same process.
+2. Speed: python -m cmaudio.bench on CUDA at batch sizes 1, 16, 64 and 256, backends eager and
+   compiled (cmaudio.backends) side by side in the same process.
 
 Writes one JSON report (and prints a table); copy the numbers into docs/results.md. Exits 0 when
 every check passes, 1 when one fails, 2 when no CUDA device is present.
@@ -57,21 +57,14 @@ def correctness(model: str, n: int, tolerance: float) -> dict:
     }
 
 
-def speed(model: str, sizes: list[int]) -> list[dict]:
-    from cmaudio.evaluation.bench import benchmark
-    from cmaudio.pipeline import Pipeline
+def speed(model: str, sizes: list[int], backends: list[str]) -> dict:
+    """python -m cmaudio.bench's report on CUDA: every backend side by side in this one process."""
+    from cmaudio.evaluation.bench import bench_model
 
-    reports = []
-    for compiled in (False, True):
-        pipe = Pipeline.from_pretrained(model, device="cuda")
-        if compiled:
-            pipe.model = torch.compile(pipe.model)
-        t0 = time.perf_counter()
-        rep = benchmark(pipe, sizes, repeats=10, progress=False)
-        rep["compiled"] = compiled
-        rep["seconds"] = time.perf_counter() - t0
-        reports.append(rep)
-    return reports
+    t0 = time.perf_counter()
+    rep = bench_model(model, sizes, repeats=10, device="cuda", backends=backends, progress=False)
+    rep["seconds"] = time.perf_counter() - t0
+    return rep
 
 
 def main(argv=None) -> int:
@@ -79,7 +72,8 @@ def main(argv=None) -> int:
     p.add_argument("--model", default="digits")
     p.add_argument("--n", type=int, default=32, help="clips for the correctness check")
     p.add_argument("--tolerance", type=float, default=0.05, help="bf16 relative mel error allowed")
-    p.add_argument("--batch-size", default="1,16,64")
+    p.add_argument("--batch-size", default="1,16,64,256")
+    p.add_argument("--backend", default="eager,compiled", help="cmaudio.backends names, side by side")
     p.add_argument("--out", default="docs/gpu_check.json")
     a = p.parse_args(argv)
     if not torch.cuda.is_available():
@@ -88,12 +82,10 @@ def main(argv=None) -> int:
     report = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__, "model": a.model}
     report["correctness"] = correctness(a.model, a.n, a.tolerance)
     print(json.dumps(report["correctness"], indent=2))
-    report["speed"] = speed(a.model, [int(x) for x in a.batch_size.split(",")])
+    report["speed"] = speed(a.model, [int(x) for x in a.batch_size.split(",")], a.backend.split(","))
     from cmaudio.evaluation.bench import format_table
 
-    for rep in report["speed"]:
-        print(f"\ntorch.compile: {rep['compiled']}")
-        print(format_table(rep))
+    print(format_table(report["speed"]))
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(report, indent=2) + "\n")
     print(f"\ngpu_check: {'passed' if report['correctness']['passed'] else 'FAILED'}; report {a.out}", file=sys.stderr)

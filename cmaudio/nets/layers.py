@@ -31,6 +31,7 @@ __all__ = [
     "Upsample",
     "conv_nd",
     "group_count",
+    "pad_to_multiple",
 ]
 
 # c_noise = ln(sigma)/4 spans about -1.6 .. 1.1; stretching it by 250 before the positional
@@ -46,6 +47,15 @@ def group_count(channels: int) -> int:
     while channels % groups:
         groups -= 1
     return groups
+
+
+def pad_to_multiple(size, factor: int):
+    """How much to add to ``size`` (an int, or a symbolic size while compiled or exported) to reach
+    a multiple of ``factor``. Floor division of non-negative sizes only: torch.compile's dynamic
+    shapes (a length change after the first call) failed on the modulo of a symbolic size in torch
+    2.14 ("TensorReferenceAnalysis has no attribute python_mod"), and the ONNX graph's integer Div
+    truncates, which equals floor only for non-negative operands."""
+    return (size + factor - 1) // factor * factor - size
 
 
 def conv_nd(dims: int, in_channels: int, out_channels: int, kernel: int, stride: int = 1) -> nn.Module:

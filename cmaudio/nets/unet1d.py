@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import NetConfig
-from .layers import UNet
+from .layers import UNet, pad_to_multiple
 
 __all__ = ["UNet1D"]
 
@@ -29,5 +29,5 @@ class UNet1D(UNet):
 
     def forward(self, x: torch.Tensor, c_noise: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         frames = x.shape[-1]
-        x = F.pad(x, (0, -frames % self.factor))
+        x = F.pad(x, (0, pad_to_multiple(frames, self.factor)))
         return super().forward(x, c_noise, cond)[..., :frames]

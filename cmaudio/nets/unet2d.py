@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import NetConfig
-from .layers import UNet
+from .layers import UNet, pad_to_multiple
 
 __all__ = ["UNet2D"]
 
@@ -30,5 +30,6 @@ class UNet2D(UNet):
 
     def forward(self, x: torch.Tensor, c_noise: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         mels, frames = x.shape[-2:]
-        x = F.pad(x.unsqueeze(1), (0, -frames % self.factor, 0, -mels % self.factor))
+        f = self.factor
+        x = F.pad(x.unsqueeze(1), (0, pad_to_multiple(frames, f), 0, pad_to_multiple(mels, f)))
         return super().forward(x, c_noise, cond)[:, 0, :mels, :frames]
