@@ -16,9 +16,33 @@ MODELS = {"digits": "seven", "notes": "60", "drums": "kick"}
 
 def test_the_bundled_files_are_the_ones_documented_and_small():
     assert set(bundled_models()) == set(MODELS)
-    assert bundled_vocoders() == ["vocoder-16k"]
+    assert bundled_vocoders() == ["vocoder-16k", "vocoder-16k-hq"]
     for path in ASSETS.glob("*.safetensors"):
         assert path.stat().st_size <= 10_000_000, path
+    assert sum(p.stat().st_size for p in ASSETS.glob("*.safetensors")) <= 50_000_000
+
+
+def test_the_hq_vocoder_is_the_fast_one_refined_and_lands_closer_to_the_mel():
+    """vocoder-16k-hq: vocoder-16k's weights with 16 refinement passes and momentum (its file says
+    so), and its copy synthesis of a voiced, vibrato tone is closer to the mel than the fast one's."""
+    import math
+
+    from cmaudio.audio import mel_spectrogram
+    from cmaudio.spectral import mel_l1
+    from cmaudio.vocoder import load_vocoder
+
+    fast, hq = load_vocoder("vocoder-16k"), load_vocoder("vocoder-16k-hq")
+    net = hq.config.net
+    assert (net.mel_refine, net.mel_refine_momentum) == (16, 0.8) and hq.version.startswith("vocoder-16k-hq@")
+    assert all(torch.equal(a, b) for a, b in zip(fast.state_dict().values(), hq.state_dict().values()))
+    t = torch.arange(16000) / 16000
+    phase = 2 * math.pi * torch.cumsum(150 + 30 * torch.sin(2 * math.pi * 2 * t), 0) / 16000
+    wav = sum(0.2 / k * torch.sin(k * phase) for k in range(1, 20))
+    logmel = mel_spectrogram(wav, fast.mel_config)[None]
+    reference = wav[None, : (logmel.shape[-1] - 1) * fast.mel_config.hop_length]
+    with torch.inference_mode():
+        errors = [float(mel_l1(v(logmel), reference, fast.mel_config)) for v in (fast, hq)]
+    assert errors[1] < 0.7 * errors[0], errors
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

@@ -1,6 +1,11 @@
 """Re-save a NeuralVocoder file with a different mel-consistency refinement (e.g. for
 cmaudio/assets): ``python -m cmaudio.vocoder.train --export SRC DST --mel-refine N``. The
-refinement has no weights, so the same tensors load strictly into the new config."""
+refinement has no weights, so the same tensors load strictly into the new config.
+
+    python -m cmaudio.vocoder.train --export cmaudio/assets/vocoder-16k.safetensors \
+        cmaudio/assets/vocoder-16k-hq.safetensors --name vocoder-16k-hq \
+        --mel-refine 16 --mel-refine-updates 1 --mel-refine-momentum 0.8
+"""
 
 from __future__ import annotations
 
@@ -16,29 +21,35 @@ from .neural import NeuralVocoder, VocoderConfig, read_vocoder_metadata
 __all__ = ["export_vocoder"]
 
 
-def _refined(config: VocoderConfig, mel_refine: int | None, mel_refine_updates: int | None) -> VocoderConfig:
-    changes = {}
-    if mel_refine is not None:
-        if mel_refine < 0:
-            raise UsageError(f"--mel-refine must be >= 0, got {mel_refine}")
-        changes["mel_refine"] = mel_refine
-    if mel_refine_updates is not None:
-        if mel_refine_updates < 1:
-            raise UsageError(f"--mel-refine-updates must be >= 1, got {mel_refine_updates}")
-        changes["mel_refine_updates"] = mel_refine_updates
+def _refined(config: VocoderConfig, **given: int | float | None) -> VocoderConfig:
+    """``config`` with the refinement settings given (those not None) replaced."""
+    changes = {k: v for k, v in given.items() if v is not None}
+    # VocoderNetConfig checks every value (a ConfigError, one line: "net.mel_refine: must be ...")
     return dataclasses.replace(config, net=dataclasses.replace(config.net, **changes))
 
 
 def export_vocoder(
-    src: str | Path, dst: str | Path, *, mel_refine: int | None = None, mel_refine_updates: int | None = None
+    src: str | Path,
+    dst: str | Path,
+    *,
+    mel_refine: int | None = None,
+    mel_refine_updates: int | None = None,
+    mel_refine_momentum: float | None = None,
+    name: str | None = None,
 ) -> Path:
-    """Re-save the vocoder file ``src`` as ``dst`` (weights, name, step and trained_on unchanged),
-    with ``net.mel_refine`` / ``net.mel_refine_updates`` replaced when given. Prints one line;
-    every refusal is a one-line UsageError."""
+    """Re-save the vocoder file ``src`` as ``dst`` (weights, step and trained_on unchanged; the name
+    too unless ``name`` is given), with ``net.mel_refine`` / ``mel_refine_updates`` /
+    ``mel_refine_momentum`` replaced when given.
+    Prints one line; every refusal is a one-line UsageError."""
     try:
         meta, config = read_vocoder_metadata(src)
-        config = _refined(config, mel_refine, mel_refine_updates)
-        name = meta.get("name") or Path(src).stem
+        config = _refined(
+            config,
+            mel_refine=mel_refine,
+            mel_refine_updates=mel_refine_updates,
+            mel_refine_momentum=mel_refine_momentum,
+        )
+        name = name or meta.get("name") or Path(src).stem
         out = NeuralVocoder(config, name=name)
         load_weights(src, out)  # the refinement has no weights: the same tensors load strictly
     except (CheckpointError, ConfigError) as exc:
@@ -48,7 +59,7 @@ def export_vocoder(
     save_vocoder(path, out, name, step, extra={k: meta[k] for k in ("trained_on",) if k in meta})
     print(
         f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, step {step}, mel_refine {config.net.mel_refine}, "
-        f"{config.net.mel_refine_updates} update(s) per pass)",
+        f"{config.net.mel_refine_updates} update(s) per pass, momentum {config.net.mel_refine_momentum})",
         file=sys.stderr,
     )
     return path

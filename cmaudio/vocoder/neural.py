@@ -78,6 +78,12 @@ class VocoderNetConfig:
     mel_refine: int = 0
     mel_refine_updates: int = 1
     mel_refine_cap: float = 3.0
+    # Momentum a of the refinement passes (0: none). Each pass after the first starts from
+    # t_n = c_n + a (c_n - c_{n-1}), c_n the STFT of the previous pass's output: the extrapolation
+    # of fast Griffin-Lim (Perraudin, Balazs and Sondergaard 2013, a = 0.99 there), applied to this
+    # mel-consistency projection. Measured on held-out real speech (docs/results.md): 16 passes
+    # with a = 0.99 reach PESQ-wb 3.35, where 16 plain passes reach 3.09 and 32 reach 3.28.
+    mel_refine_momentum: float = 0.0
 
     def __post_init__(self) -> None:
         for key in ("dim", "intermediate_dim", "num_layers"):
@@ -85,6 +91,8 @@ class VocoderNetConfig:
                 raise ConfigError(f"net.{key}: must be >= 1")
         if self.mel_refine < 0 or self.mel_refine_updates < 1 or self.mel_refine_cap <= 0:
             raise ConfigError("net.mel_refine: must be >= 0 (mel_refine_updates >= 1, mel_refine_cap > 0)")
+        if not 0.0 <= self.mel_refine_momentum < 2.0:
+            raise ConfigError(f"net.mel_refine_momentum: must be in [0, 2), got {self.mel_refine_momentum}")
         if self.kernel_size < 1 or self.kernel_size % 2 == 0:
             raise ConfigError("net.kernel_size: must be odd and >= 1 (keeps frames aligned)")
 
@@ -229,27 +237,32 @@ class NeuralVocoder(Vocoder):
                 center=True,
                 length=length,
             )
-            for _ in range(self.config.net.mel_refine):
-                wav = self.refine(wav, logmel.float())
+            net = self.config.net
+            if net.mel_refine:
+                wav = self.refine(wav, logmel.float(), net.mel_refine, net.mel_refine_momentum)
         return wav.squeeze(0) if squeeze else wav
 
-    def refine(self, wav: torch.Tensor, logmel: torch.Tensor) -> torch.Tensor:
-        """One mel-consistency pass (see VocoderNetConfig.mel_refine): wav [B, T] -> [B, T]."""
-        m = self.mel_config
+    def refine(self, wav: torch.Tensor, logmel: torch.Tensor, passes: int = 1, momentum: float = 0.0) -> torch.Tensor:
+        """``passes`` mel-consistency passes (see VocoderNetConfig.mel_refine and
+        mel_refine_momentum): wav [B, T] -> [B, T]. One STFT and one inverse STFT a pass."""
+        m, updates = self.mel_config, self.config.net.mel_refine_updates
         window = self.window.to(wav.device)
-        spec = torch.stft(
-            wav,
-            m.n_fft,
-            m.hop_length,
-            m.win_length,
-            window=window,
-            center=True,
-            pad_mode="constant",
-            return_complex=True,
-        )
-        for _ in range(self.config.net.mel_refine_updates):
-            spec = spec * self.bin_gains(spec.abs(), logmel)
-        return torch.istft(spec, m.n_fft, m.hop_length, m.win_length, window=window, center=True, length=wav.shape[-1])
+
+        def stft(x: torch.Tensor) -> torch.Tensor:
+            kw = {"window": window, "center": True}
+            return torch.stft(x, m.n_fft, m.hop_length, m.win_length, pad_mode="constant", return_complex=True, **kw)
+
+        length = wav.shape[-1]
+        spec = previous = stft(wav)
+        for n in range(passes):
+            for _ in range(updates):
+                spec = spec * self.bin_gains(spec.abs(), logmel)
+            wav = torch.istft(spec, m.n_fft, m.hop_length, m.win_length, window=window, center=True, length=length)
+            if n + 1 < passes:
+                spec = stft(wav)
+                if momentum:
+                    spec, previous = spec + momentum * (spec - previous), spec
+        return wav
 
     def bin_gains(self, magnitude: torch.Tensor, logmel: torch.Tensor) -> torch.Tensor:
         """One refinement update's gain per bin [B, n_bins, frames] for an STFT magnitude of the

@@ -107,12 +107,22 @@ class VocoderGraph(nn.Module):
         net = self.vocoder.config.net
         mag, phase = self.vocoder.magnitude_phase(logmel)
         wav = self.istft(mag * torch.cos(phase), mag * torch.sin(phase))
-        for _ in range(net.mel_refine):  # NeuralVocoder.refine, in real and imaginary parts
-            real, imag = self.stft(wav)
+        if not net.mel_refine:
+            return wav
+        # NeuralVocoder.refine, in real and imaginary parts
+        real, imag = self.stft(wav)
+        prev_real, prev_imag = real, imag
+        for n in range(net.mel_refine):
             for _ in range(net.mel_refine_updates):
                 gain = self.vocoder.bin_gains(torch.sqrt(real**2 + imag**2), logmel)
                 real, imag = real * gain, imag * gain
             wav = self.istft(real, imag)
+            if n + 1 < net.mel_refine:
+                real, imag = self.stft(wav)
+                if net.mel_refine_momentum:
+                    a = net.mel_refine_momentum
+                    real, prev_real = real + a * (real - prev_real), real
+                    imag, prev_imag = imag + a * (imag - prev_imag), imag
         return wav
 
 

@@ -290,6 +290,13 @@ def _parser() -> Parser:
         default=None,
         help="with --export: set net.mel_refine_updates (band-gain updates per pass)",
     )
+    e.add_argument("--name", default=None, help="with --export: the name recorded in the new file (default: kept)")
+    e.add_argument(
+        "--mel-refine-momentum",
+        type=float,
+        default=None,
+        help="with --export: set net.mel_refine_momentum (fast Griffin-Lim's extrapolation between passes, 0 .. 2)",
+    )
     return p
 
 
@@ -298,10 +305,16 @@ def _body(argv: Sequence[str] | None) -> int:
     if args.export is not None:
         if args.config or args.compare is not None or args.resume or args.out:
             raise UsageError("--export takes no CONFIG, --compare, --out or --resume")
-        export_vocoder(*args.export, mel_refine=args.mel_refine, mel_refine_updates=args.mel_refine_updates)
+        export_vocoder(
+            *args.export,
+            mel_refine=args.mel_refine,
+            mel_refine_updates=args.mel_refine_updates,
+            mel_refine_momentum=args.mel_refine_momentum,
+            name=args.name,
+        )
         return 0
-    if args.mel_refine is not None or args.mel_refine_updates is not None:
-        raise UsageError("--mel-refine and --mel-refine-updates go with --export SRC DST")
+    if any(v is not None for v in (args.mel_refine, args.mel_refine_updates, args.mel_refine_momentum, args.name)):
+        raise UsageError("--name and the --mel-refine options go with --export SRC DST")
     if args.compare is not None:
         return _compare_command(args)
     if not args.config:
