@@ -45,6 +45,8 @@ def main(argv=None) -> int:
     p.add_argument("--steps", default="2")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--vocoders", default="", help="comma-separated vocoders for copy synthesis of the real clips")
+    p.add_argument("--vocoder", default=None, help="the vocoder of the model's clips (default: the model's best match)")
+    p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance of the model's calls")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     real, names = real_clips(Path(a.real), a.n)
@@ -59,7 +61,7 @@ def main(argv=None) -> int:
         )
 
     row(f"real ({a.real})", dnsmos_scores(real, 16000), len(real))
-    pipe = Pipeline.from_pretrained(a.model, device="cpu")
+    pipe = Pipeline.from_pretrained(a.model, device="cpu", vocoder=a.vocoder, guidance=a.guidance)
     wanted = sorted(set(names))
     labels = [lb for lb in wanted if lb in pipe.labels] or pipe.labels
     for name in filter(None, a.vocoders.split(",")):
@@ -69,7 +71,9 @@ def main(argv=None) -> int:
         row(f"real through mel and {name}", dnsmos_scores(copy, pipe.sample_rate), len(real))
     for steps in (int(s) for s in a.steps.split(",") if s):
         out = pipe.generate(labels=[labels[i % len(labels)] for i in range(a.n)], steps=steps, seed=0)
-        row(f"{a.model}, {steps} steps", dnsmos_scores(out.waveforms, pipe.sample_rate), a.n)
+        guided = f", guidance {a.guidance:g}" if a.guidance != 1 else ""
+        what = f"{a.model}, {steps} steps, {pipe.vocoder.name}{guided}"
+        row(what, dnsmos_scores(out.waveforms, pipe.sample_rate), a.n)
     return 0
 
 
