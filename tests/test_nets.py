@@ -155,3 +155,12 @@ def test_bad_cond_is_rejected_with_a_message():
     with pytest.raises(ValueError, match="attn_heads"):
         make("unet1d", attn_heads=3)
 
+
+
+def test_pad_to_multiple_is_the_least_padding_to_a_multiple():
+    from cmaudio.nets.layers import pad_to_multiple
+
+    for factor in (1, 2, 4, 8):
+        for size in range(0, 40):
+            pad = pad_to_multiple(size, factor)
+            assert 0 <= pad < factor and (size + pad) % factor == 0
