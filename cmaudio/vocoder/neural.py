@@ -81,8 +81,8 @@ class VocoderNetConfig:
     # Momentum a of the refinement passes (0: none). Each pass after the first starts from
     # t_n = c_n + a (c_n - c_{n-1}), c_n the STFT of the previous pass's output: the extrapolation
     # of fast Griffin-Lim (Perraudin, Balazs and Sondergaard 2013, a = 0.99 there), applied to this
-    # mel-consistency projection. Measured on held-out real speech (docs/results.md): 16 passes
-    # with a = 0.99 reach PESQ-wb 3.35, where 16 plain passes reach 3.09 and 32 reach 3.28.
+    # mel-consistency projection. Measured on held-out real speech with one vocoder file
+    # (docs/results.md): 16 plain passes reach PESQ-wb 3.09, 32 reach 3.28, 16 with a = 0.99 3.32.
     mel_refine_momentum: float = 0.0
 
     def __post_init__(self) -> None:
