@@ -249,8 +249,9 @@ class NeuralVocoder(Vocoder):
         window = self.window.to(wav.device)
 
         def stft(x: torch.Tensor) -> torch.Tensor:
-            kw = {"window": window, "center": True}
-            return torch.stft(x, m.n_fft, m.hop_length, m.win_length, pad_mode="constant", return_complex=True, **kw)
+            return torch.stft(
+                x, m.n_fft, m.hop_length, m.win_length, window, center=True, pad_mode="constant", return_complex=True
+            )
 
         length = wav.shape[-1]
         spec = previous = stft(wav)
@@ -260,8 +261,8 @@ class NeuralVocoder(Vocoder):
             wav = torch.istft(spec, m.n_fft, m.hop_length, m.win_length, window=window, center=True, length=length)
             if n + 1 < passes:
                 spec = stft(wav)
-                if momentum:
-                    spec, previous = spec + momentum * (spec - previous), spec
+                if momentum:  # c_n + a (c_n - c_{n-1}) as one op (a third of the time of three)
+                    spec, previous = torch.lerp(previous, spec, 1.0 + momentum), spec
         return wav
 
     def bin_gains(self, magnitude: torch.Tensor, logmel: torch.Tensor) -> torch.Tensor:
