@@ -764,9 +764,11 @@ def test_warm_start_loads_the_generator_and_refuses_another_net(tmp_path):
     a, b, c = (load_vocoder(tmp_path / r / "vocoder.safetensors").state_dict() for r in "abc")
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
     assert not all(torch.allclose(a[k], c[k], atol=1e-3) for k in a)
-    # The refinement has no weights: a warm start may switch it on.
-    train(tiny_cfg(run=init, net={"mel_refine": 1}), tmp_path / "f", progress=False, clips=clips)
-    assert load_vocoder(tmp_path / "f" / "vocoder.safetensors").config.net.mel_refine == 1
+    # The refinement has no weights: a warm start may switch it on, momentum included.
+    refine = {"mel_refine": 2, "mel_refine_momentum": 0.5}
+    train(tiny_cfg(run=init, net=refine), tmp_path / "f", progress=False, clips=clips)
+    net = load_vocoder(tmp_path / "f" / "vocoder.safetensors").config.net
+    assert (net.mel_refine, net.mel_refine_momentum) == (2, 0.5)
     with pytest.raises(TrainingError) as exc:
         train(tiny_cfg(run=init, net={"dim": 24}), tmp_path / "d", progress=False, clips=clips)
     assert_one_line(exc, "run.init", "differs")

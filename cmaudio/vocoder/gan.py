@@ -66,7 +66,11 @@ def weights_config(config: VocoderConfig) -> VocoderConfig:
     the network (net.mel_refine*) has no parameters, so a warm start may switch it on or off."""
     d = VocoderNetConfig()
     net = dataclasses.replace(
-        config.net, mel_refine=0, mel_refine_updates=d.mel_refine_updates, mel_refine_cap=d.mel_refine_cap
+        config.net,
+        mel_refine=0,
+        mel_refine_updates=d.mel_refine_updates,
+        mel_refine_cap=d.mel_refine_cap,
+        mel_refine_momentum=d.mel_refine_momentum,
     )
     return dataclasses.replace(config, net=net)
 
