@@ -19,11 +19,11 @@ from cmaudio.generate import main as generate
 
 LABELS = {"digits": "seven,zero", "notes": "60,45:bass", "drums": "kick,hihat"}
 PINNED = {
-    ("digits", "vocoder-16k"): "8dca800ad090a900",
+    ("digits", "vocoder-16k"): "d94fb3acc56ee95a",
     ("digits", "griffinlim"): "f53979a27b887444",
-    ("notes", "vocoder-16k"): "ec44a8e535707009",
+    ("notes", "vocoder-16k"): "fcd12e9d8e6aa3d5",
     ("notes", "griffinlim"): "acdad9d711cd9f2c",
-    ("drums", "vocoder-16k"): "0f8e77f4c192bc37",
+    ("drums", "vocoder-16k"): "2e3bd45bcb8d79ea",
     ("drums", "griffinlim"): "6f8419be9df91552",
 }
 

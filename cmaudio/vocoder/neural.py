@@ -3,7 +3,7 @@ between time-domain and Fourier-based neural vocoders").
 
 The network never runs at the sample rate: a ConvNeXt backbone (Liu et al. 2022) works at the
 mel frame rate (62.5 frames/s at 16 kHz) and a linear head predicts, per frame, the STFT log
-magnitude and a phase for every one of the n_fft // 2 + 1 bins; ``torch.istft`` with the mel's own
+magnitude and a phase for every one of the n_fft // 2 + 1 bins; an inverse STFT with the mel's own
 n_fft, hop, window and centring turns them into samples. That is what makes it many times faster
 than real time on a CPU, and it keeps frame k of the output STFT centred on the same sample
 (k * hop) as frame k of ``cmaudio.audio.mel_spectrogram``.
@@ -33,6 +33,7 @@ from ..config import ConfigError, from_dict, to_dict
 from ..errors import CheckpointError
 from .base import DEFAULT_ARCHITECTURE, Vocoder, register_vocoder
 from .fileformat import first_line, read_vocoder_header
+from .fourier import istft, stft
 
 __all__ = [
     "VocoderConfig",
@@ -228,15 +229,7 @@ class NeuralVocoder(Vocoder):
             spec = self.spectrum(logmel.float())
             # center=True and the mel's own n_fft / hop / window: output frame k is centred on
             # sample k * hop, exactly where mel_spectrogram centred input frame k.
-            wav = torch.istft(
-                spec,
-                m.n_fft,
-                m.hop_length,
-                m.win_length,
-                window=self.window.to(spec.device),
-                center=True,
-                length=length,
-            )
+            wav = istft(spec, m, self.window.to(spec.device), length)
             net = self.config.net
             if net.mel_refine:
                 wav = self.refine(wav, logmel.float(), net.mel_refine, net.mel_refine_momentum)
@@ -247,22 +240,19 @@ class NeuralVocoder(Vocoder):
         mel_refine_momentum): wav [B, T] -> [B, T]. One STFT and one inverse STFT a pass."""
         m, updates = self.mel_config, self.config.net.mel_refine_updates
         window = self.window.to(wav.device)
-
-        def stft(x: torch.Tensor) -> torch.Tensor:
-            return torch.stft(
-                x, m.n_fft, m.hop_length, m.win_length, window, center=True, pad_mode="constant", return_complex=True
-            )
-
         length = wav.shape[-1]
-        spec = previous = stft(wav)
+        spec = previous = stft(wav, m, window)
         for n in range(passes):
             for _ in range(updates):
-                spec = spec * self.bin_gains(spec.abs(), logmel)
-            wav = torch.istft(spec, m.n_fft, m.hop_length, m.win_length, window=window, center=True, length=length)
+                gain = self.bin_gains(_magnitude(spec), logmel)
+                # Two real products: a complex-by-real product took 5x as long (6.2 against 1.2 ms).
+                spec = torch.complex(spec.real * gain, spec.imag * gain)
+            wav = istft(spec, m, window, length)
             if n + 1 < passes:
-                spec = stft(wav)
-                if momentum:  # c_n + a (c_n - c_{n-1}) as one op (a third of the time of three)
-                    spec, previous = torch.lerp(previous, spec, 1.0 + momentum), spec
+                spec = stft(wav, m, window)
+                if momentum:  # c_n + a (c_n - c_{n-1}) as one real lerp (complex lerp: 4.6x slower)
+                    moved = torch.lerp(torch.view_as_real(previous), torch.view_as_real(spec), 1.0 + momentum)
+                    spec, previous = torch.view_as_complex(moved), spec
         return wav
 
     def bin_gains(self, magnitude: torch.Tensor, logmel: torch.Tensor) -> torch.Tensor:
@@ -272,6 +262,13 @@ class NeuralVocoder(Vocoder):
         current = torch.log(torch.clamp(_bins_apply(self.fb, magnitude), min=m.log_clamp))
         band_gain = (logmel - current).clamp(-net.mel_refine_cap, net.mel_refine_cap).exp()  # [B, n_mels, frames]
         return _bins_apply(self.fb_t_norm, band_gain) + self.uncovered
+
+
+def _magnitude(spec: torch.Tensor) -> torch.Tensor:
+    # |z| as sqrt(re^2 + im^2): half the time of complex abs (whose hypot guards an overflow no
+    # STFT of audio comes near), 1.5 against 3.2 ms for batch 16 x 1 s on one thread. The floor
+    # (1e-12 in magnitude, far under the mel's log_clamp) keeps the gradient finite at a zero bin.
+    return (spec.real.square() + spec.imag.square()).clamp_min(1e-24).sqrt()
 
 
 def _bins_apply(matrix: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
