@@ -88,3 +88,18 @@ def test_bench_backends_side_by_side(tmp_path, capsys, monkeypatch):
     assert "cm-2 onnx / eager, batch 2" in capsys.readouterr().out
     assert bench(["--model", str(model), "--backend", "eager,tensorrt"]) == 2
     assert "--backend" in capsys.readouterr().err
+
+
+def test_vocoder_speed_benchmark_times_each_vocoder_and_the_pass_variants(capsys, script_module):
+    bench = script_module("benchmarks/vocoder_speed.py", "vocoder_speed")
+    variant = bench.with_passes("vocoder-16k", "3:2:0.5")
+    net = variant.config.net
+    assert (net.mel_refine, net.mel_refine_updates, net.mel_refine_momentum) == (3, 2, 0.5)
+    args = ["--vocoders", "vocoder-16k", "--passes", "2", "--batch-size", "2", "--seconds", "0.25", "--rounds", "1"]
+    assert bench.main(args) == 0
+    rows = [r for r in capsys.readouterr().out.splitlines() if r.startswith("| ") and "---" not in r][1:]
+    assert [r.split(" | ")[0] for r in rows] == [
+        "| griffinlim-32", "| vocoder-16k", "| vocoder-16k (2 passes x 1, momentum 0)"
+    ]
+    assert rows[0].endswith("| 1.00 |")  # the baseline against itself
+    assert all(float(r.split(" | ")[-1].rstrip(" |")) > 0 for r in rows)
