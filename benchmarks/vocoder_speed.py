@@ -26,18 +26,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cmaudio.audio import mel_spectrogram, num_samples
 from cmaudio.vocoder import load_vocoder
 from cmaudio.vocoder.griffinlim import GriffinLim
+from cmaudio.vocoder.neural import NeuralVocoder
 
 
-def with_passes(name: str, spec: str):
-    """A copy of vocoder ``name`` with its refinement set from "K[:UPDATES[:MOMENTUM]]"."""
-    voc = load_vocoder(name).eval()
+def with_passes(name: str, spec: str) -> NeuralVocoder:
+    """Neural vocoder ``name`` rebuilt with its refinement set from "K[:UPDATES[:MOMENTUM]]" (as
+    ``--export`` does, in memory: the refinement has no weights, its filterbank buffers are built
+    by the constructor)."""
+    src = load_vocoder(name)
+    if not isinstance(src, NeuralVocoder):
+        raise SystemExit(f"vocoder_speed: --passes needs a neural vocoder first in --vocoders, got {name!r}")
     k, updates, momentum = ([*spec.split(":"), "1", "0"][:3])
     net = dataclasses.replace(
-        voc.config.net, mel_refine=int(k), mel_refine_updates=int(updates), mel_refine_momentum=float(momentum)
+        src.config.net, mel_refine=int(k), mel_refine_updates=int(updates), mel_refine_momentum=float(momentum)
     )
-    voc.config = dataclasses.replace(voc.config, net=net)
-    voc.name = f"{name} ({k} passes x {updates}, momentum {float(momentum):g})"
-    return voc
+    voc = NeuralVocoder(dataclasses.replace(src.config, net=net), name=f"{name} ({k} passes x {updates}, "
+                        f"momentum {float(momentum):g})")
+    voc.load_state_dict(src.state_dict())
+    return voc.eval()
 
 
 def main(argv=None) -> int:

@@ -90,11 +90,20 @@ def test_bench_backends_side_by_side(tmp_path, capsys, monkeypatch):
     assert "--backend" in capsys.readouterr().err
 
 
-def test_vocoder_speed_benchmark_times_each_vocoder_and_the_pass_variants(capsys, script_module):
+def test_vocoder_speed_benchmark_times_each_vocoder_and_the_pass_variants(tmp_path, capsys, script_module):
+    import torch
+
+    from cmaudio.vocoder import ASSETS
+    from cmaudio.vocoder.export import export_vocoder
+
     bench = script_module("benchmarks/vocoder_speed.py", "vocoder_speed")
-    variant = bench.with_passes("vocoder-16k", "3:2:0.5")
+    # From a file saved without refinement too: the variant must be rebuilt, not relabelled.
+    plain = export_vocoder(ASSETS / "vocoder-16k.safetensors", tmp_path / "plain.safetensors", mel_refine=0)
+    variant = bench.with_passes(str(plain), "3:2:0.5")
     net = variant.config.net
     assert (net.mel_refine, net.mel_refine_updates, net.mel_refine_momentum) == (3, 2, 0.5)
+    mel = variant.mel_config
+    assert variant(torch.full((1, mel.n_mels, 5), -5.0)).shape == (1, 4 * mel.hop_length)
     args = ["--vocoders", "vocoder-16k", "--passes", "2", "--batch-size", "2", "--seconds", "0.25", "--rounds", "1"]
     assert bench.main(args) == 0
     rows = [r for r in capsys.readouterr().out.splitlines() if r.startswith("| ") and "---" not in r][1:]
