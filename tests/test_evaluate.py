@@ -27,7 +27,7 @@ from cmaudio.evaluation.classifier import (
 )
 from cmaudio.evaluation.clips import pitch_targets
 from cmaudio.evaluation.report import teacher_levels
-from cmaudio.evaluation.search import search_sigmas, write_sigmas
+from cmaudio.evaluation.search import search_evaluations, search_sigmas, write_sigmas
 from cmaudio.training.classifier import AugmentConfig, main_train
 
 pytest.importorskip("matplotlib")
@@ -236,6 +236,23 @@ def test_search_several_points_in_order():
     assert all(a > b for a, b in zip(res.sigmas, res.sigmas[1:])) and res.sigmas[-1] > 0.002
     for sig, _ in res.history:
         assert sig[0] == 80.0 and all(a > b for a, b in zip(sig, sig[1:])) and sig[-1] > 0.002
+
+
+@pytest.mark.parametrize("steps, iters, sweeps", [(2, 5, 1), (4, 5, 1), (3, 2, 2)])
+def test_search_evaluations_counts_the_scores_a_search_makes(steps, iters, sweeps):
+    """The fit plans its sigma-search time from this count (cmaudio.fitting.stages.fixed_work)."""
+    target = [80.0, 5.0, 1.0, 0.2][:steps]
+    calls = []
+
+    def score(s):
+        calls.append(s)
+        return sum(math.log(a / b) ** 2 for a, b in zip(s, target))
+
+    res = search_sigmas(score, steps, 0.002, 80.0, iters=iters, sweeps=sweeps)
+    assert len(calls) == res.evaluations
+    # no point is tried twice on a smooth metric, except the incumbents a second sweep revisits
+    assert search_evaluations(steps, iters, sweeps) - (sweeps - 1) * (steps - 1) <= len(calls)
+    assert len(calls) <= search_evaluations(steps, iters, sweeps)
 
 
 def test_search_never_returns_worse_than_its_start():

@@ -58,6 +58,10 @@ def test_fit_sub_folders_end_to_end(tmp_path, capsys):
     assert plan["labels"] == ["high", "low"] and plan["steps"]["teacher"] >= 5
     assert (out / "eval" / "report.md").is_file() and (out / "eval" / "spectrograms.png").is_file()
     assert listing(data) == before  # nothing written outside --out
+    # the fixed-work stages' estimates (their calls at the probe's per-clip costs) covered them
+    took = {s: json.loads((out / "done" / s).read_text())["seconds"] for s in ("sigmas", "evaluate")}
+    assert all(took[s] <= plan["budget_seconds"][s] for s in took), (took, plan["budget_seconds"])
+    assert set(plan["seconds_per_clip"]) == {"call", "vocoded"}
 
     from cmaudio.checkpoint import load_model
     from cmaudio.generate import main as generate
@@ -194,3 +198,16 @@ def test_fit_from_a_model_tunes_it_and_extends_its_labels(tmp_path, capsys, tone
     assert "consistency model" in capsys.readouterr().err
     assert run_fit(data, "--out", tmp_path / "r3", "--from", tmp_path / "nope.safetensors") == 2
     assert "--from" in capsys.readouterr().err and not (tmp_path / "r3").exists()
+
+
+def test_the_budget_pays_the_fixed_work_first_and_trains_with_the_rest():
+    from cmaudio.fitting.plan import fixed_seconds, share_budget
+
+    fixed = {"sigmas": fixed_seconds(6656, 0, 0.003, 0.005), "evaluate": fixed_seconds(471, 267, 0.003, 0.005)}
+    assert 30 < fixed["sigmas"] < 40 and 10 < fixed["evaluate"] < 20  # FSDD's 64-clip slices, ~25 s and ~8 s
+    b = share_budget(2100.0, fixed, teacher=True)
+    assert {k: b[k] for k in fixed} == fixed and sum(b.values()) == pytest.approx(2100)
+    assert b["teacher"] == pytest.approx(2 * b["student"])
+    b = share_budget(2100.0, fixed, teacher=False)
+    assert b["teacher"] == 0 and b["student"] == pytest.approx(2100 - sum(fixed.values()))
+    assert share_budget(30.0, fixed, teacher=True)["student"] == 0  # less than the fixed work: no training time

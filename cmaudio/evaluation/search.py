@@ -45,8 +45,8 @@ from .clips import balanced_labels, load_clips, pitch_targets
 from .scoring import Scorer, ScoringOptions
 from .search_metrics import SEARCH_METRICS, SearchContext, SearchMetric
 
-__all__ = ["SearchConfig", "SearchResult", "search", "search_sigmas", "with_sigmas", "write_sigmas"]
-__all__ = ["SearchResult", "search_sigmas", "with_sigmas", "write_sigmas"]
+__all__ = ["SearchConfig", "SearchResult", "search", "search_evaluations", "search_sigmas", "with_sigmas",
+           "write_sigmas"]
 
 _GOLDEN = (math.sqrt(5) - 1) / 2  # 0.618...: the interval shrinks by this per evaluation
 
@@ -64,6 +64,13 @@ class SearchResult:
     @property
     def evaluations(self) -> int:
         return len(self.history)
+
+
+def search_evaluations(steps: int, iters: int, sweeps: int = 1) -> int:
+    """The most score evaluations search_sigmas makes for a ``steps``-long list: the start, then
+    per free sigma and sweep its two interior points and one more per iteration (repeats are
+    cached, so a search may make fewer)."""
+    return 1 + sweeps * (steps - 1) * (iters + 2)
 
 
 def search_sigmas(

@@ -30,14 +30,15 @@ from .plan import (
     MIN_STEPS,
     PROBE_STEPS,
     SAFETY,
-    SHARES,
     FitError,
     FitOptions,
     Plan,
     fingerprint,
+    fixed_seconds,
     probe_seconds,
+    share_budget,
 )
-from .stages import STAGES, Stages
+from .stages import STAGES, Stages, fixed_work
 
 __all__ = ["FitError", "FitOptions", "FitResult", "fit"]
 
@@ -97,27 +98,50 @@ def validate(clips: Clips, mode: str, data: Path) -> None:
 
 
 def make_plan(options: FitOptions, fp: str, data: Path, info: dict, t_start: float) -> Plan:
-    """Measure a training step of the teacher and of the student here, and share what is left of
-    the budget after reading the data and this probe."""
+    """Measure a training step of the teacher and of the student here, and a sampling call and a
+    vocoded clip of the probe's student; share what is left of the budget after reading the data
+    and this probe (plan.share_budget)."""
     draft = Plan(
         fp, asdict(options), info["seconds"], info["why"], info["labels"], info["clips"], info["skipped"], {}, {}, {}
     )
     with tempfile.TemporaryDirectory(prefix="cmaudio-probe-") as tmp, contextlib.redirect_stderr(io.StringIO()):
         stages = Stages(Path(tmp), draft, options, progress=False, data=data)
         t_teacher = 0.0 if options.source else probe_seconds(probe_run(stages, "teacher", 1 + PROBE_STEPS), BATCH)
-        t_student = probe_seconds(probe_run(stages, "student", 1 + PROBE_STEPS), BATCH)
-    prep = time.perf_counter() - t_start
-    budget = max(0.0, options.minutes * 60 - prep)
-    shares = dict(SHARES)
-    if options.source:  # no teacher: its share goes to tuning the model we start from
-        shares = {**shares, "teacher": 0.0, "student": SHARES["teacher"] + SHARES["student"]}
-    draft.budget_seconds = {"data": prep, **{k: v * budget for k, v in shares.items()}}
+        student_log = probe_run(stages, "student", 1 + PROBE_STEPS)
+        t_student = probe_seconds(student_log, BATCH)
+        per_call, per_vocoded = probe_clip_seconds(student_log.parent / "model.safetensors", options.device)
     draft.seconds_per_step = {"teacher": t_teacher, "student": t_student}
+    draft.seconds_per_clip = {"call": per_call, "vocoded": per_vocoded}
+    fixed = {k: fixed_seconds(*work, per_call, per_vocoded) for k, work in fixed_work(draft).items()}
+    prep = time.perf_counter() - t_start
+    shared = share_budget(options.minutes * 60 - prep, fixed, teacher=not options.source)
+    draft.budget_seconds = {"data": prep, **shared}
     draft.steps = {
         "teacher": max(MIN_STEPS, int(SAFETY * draft.budget_seconds["teacher"] / t_teacher)) if t_teacher else 0,
         "student": max(MIN_STEPS, int(SAFETY * draft.budget_seconds["student"] / t_student)),
     }
     return draft
+
+
+def probe_clip_seconds(model: Path, device: str, batch: int = BATCH, repeats: int = 3) -> tuple[float, float]:
+    """Seconds per clip of one sampling call and of the vocoder, for ``model`` at ``batch`` clips
+    (the fastest of ``repeats`` after a warm-up: the cost of the work, not of what else runs)."""
+    import torch
+
+    from ..pipeline import Pipeline
+
+    pipe = Pipeline.from_pretrained(model, device=device)
+    cond = pipe.condition([None] * batch)  # the null label: the same network cost as any other
+    call, voc = [], []
+    with torch.inference_mode():
+        for _ in range(1 + repeats):
+            t0 = time.perf_counter()
+            mels = pipe.sample_mels(list(range(batch)), cond, [pipe.config.precond.sigma_max], pipe.config.frames)
+            t1 = time.perf_counter()
+            pipe.vocode(mels)
+            call.append(t1 - t0)
+            voc.append(time.perf_counter() - t1)
+    return min(call[1:]) / batch, min(voc[1:]) / batch
 
 
 def probe_run(stages: Stages, stage: str, steps: int) -> Path:

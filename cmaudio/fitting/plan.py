@@ -4,11 +4,14 @@ The plan is written to RUN/plan.json with a fingerprint of the data (file names,
 and the options, so that running the same command again continues the same plan (reproducible:
 the steps are not re-measured) and another folder or other flags are refused.
 
-Budget: --minutes covers everything after the plan is made. The data preparation's measured time
-is taken off first; the rest is shared by SHARES. Each training stage's steps are its share over
-the seconds one step took in a short probe on this machine (PROBE_STEPS timed steps of the real
-network and batch: the median step of its log, fixed costs left out), less SAFETY so that the
-whole run stays within its budget.
+Budget: --minutes covers the whole run, the plan included. The data preparation and the probe's
+measured time is taken off first. The sigma search and the evaluation do a fixed amount of work
+(their clip counts, not the budget, set it: stages.fixed_work), so they get what that work costs
+here: its network calls and vocoded clips at the per-clip seconds the probe measured, with
+FIXED_MARGIN and FIXED_SECONDS for loading and scoring. What is left trains, shared by
+TRAIN_SHARES. Each training stage's steps are its share over the seconds one step took in the
+probe (PROBE_STEPS timed steps of the real network and batch: the median step of its log, fixed
+costs left out), less SAFETY so that the whole run stays within its budget.
 """
 
 from __future__ import annotations
@@ -25,12 +28,27 @@ import torch
 from ..errors import DatasetError
 from .corpus import LABEL_MODES
 
-__all__ = ["MIN_STEPS", "SHARES", "FitError", "FitOptions", "Plan", "fingerprint", "net_overrides", "probe_seconds"]
+__all__ = [
+    "MIN_STEPS",
+    "TRAIN_SHARES",
+    "FitError",
+    "FitOptions",
+    "Plan",
+    "fingerprint",
+    "fixed_seconds",
+    "net_overrides",
+    "probe_seconds",
+    "share_budget",
+]
 
-# Shares of the budget left after data preparation (sigma search and evaluation are bounded by
-# their clip counts; their shares are what those counts take on 2 CPU cores).
-SHARES = {"teacher": 0.55, "student": 0.27, "sigmas": 0.08, "evaluate": 0.06}
+# The training time's split: the teacher twice the student's (the digits recipe's stage ratio).
+TRAIN_SHARES = {"teacher": 2 / 3, "student": 1 / 3}
 SAFETY = 0.9  # steps are planned for 90% of a stage's share: a probe is a few steps
+# The fixed-work stages' estimate: calls x probe seconds x FIXED_MARGIN + FIXED_SECONDS. Measured
+# on FSDD digits (64 clips a slice): sigma search 24-29 s against 27 s of calls; evaluation 7-9 s
+# against 3 s of calls and vocoding (the rest is loading and scoring the real clips).
+FIXED_MARGIN = 1.3
+FIXED_SECONDS = 10.0
 PROBE_STEPS = 6
 BATCH = 32
 MIN_CLIPS = 20
@@ -104,6 +122,7 @@ class Plan:
     budget_seconds: dict[str, float]  # per stage
     seconds_per_step: dict[str, float]  # measured by the probe
     steps: dict[str, int]  # per training stage
+    seconds_per_clip: dict[str, float] = field(default_factory=dict)  # a sampling call, a vocoded clip
     machine: str = field(default_factory=lambda: f"{platform.machine()}, {torch.get_num_threads()} threads")
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%S"))
 
@@ -160,3 +179,18 @@ def probe_seconds(log: Path, batch: int) -> float:
     if not rates:
         raise FitError(f"{log}: the speed probe logged no step")
     return batch / sorted(rates)[len(rates) // 2]
+
+
+def fixed_seconds(calls: int, vocoded: int, per_call: float, per_vocoded: float) -> float:
+    """What a fixed-work stage is expected to take: its network calls and vocoded clips at the
+    probe's per-clip seconds, with room for loading and scoring."""
+    return FIXED_MARGIN * (calls * per_call + vocoded * per_vocoded) + FIXED_SECONDS
+
+
+def share_budget(total: float, fixed: dict[str, float], teacher: bool) -> dict[str, float]:
+    """Seconds per stage: the fixed-work stages' estimates, the rest to training (all of it to the
+    student when there is no teacher). A budget smaller than the fixed work leaves training none:
+    the steps' floor (MIN_STEPS) still trains a little."""
+    rest = max(0.0, total - sum(fixed.values()))
+    shares = TRAIN_SHARES if teacher else {"teacher": 0.0, "student": 1.0}
+    return {**{k: v * rest for k, v in shares.items()}, **fixed}

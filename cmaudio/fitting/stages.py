@@ -17,9 +17,32 @@ from pathlib import Path
 from ..config import TrainConfig, load_config
 from .plan import BATCH, FitOptions, Plan, net_overrides
 
-__all__ = ["STAGES", "Stages"]
+__all__ = ["STAGES", "Stages", "fixed_work", "slice_clips"]
 
 STAGES = ("teacher", "student", "sigmas", "export", "evaluate")
+SEARCH_STEPS = (2, 4)  # step counts whose sigmas are searched
+SEARCH_ITERS = 5  # golden-section iterations per free sigma
+EVAL_STEPS = (1, 2, 4)
+SPECTROGRAM_CLIPS = 8  # the spectrogram grid's clips, one per label, at 2 steps
+
+
+def slice_clips(plan: Plan, split: str) -> int:
+    """Clips generated against a held-out slice: two per real clip, 8 to 64."""
+    return max(8, min(64, 2 * plan.clips.get(split, 0)))
+
+
+def fixed_work(plan: Plan) -> dict[str, tuple[int, int]]:
+    """(network calls, vocoded clips) of the stages whose work the data fixes, not the budget:
+    the plan turns them into seconds with the probe's per-clip costs and gives the rest of the
+    budget to training."""
+    from ..evaluation.search import search_evaluations
+
+    n_s, n_e = slice_clips(plan, "valid"), slice_clips(plan, "test")
+    search_calls = n_s * sum(k * search_evaluations(k, SEARCH_ITERS) for k in SEARCH_STEPS)
+    # evaluate: each setting's warm-up clip and N clips; copy synthesis of N training clips; the grid
+    eval_calls = (n_e + 1) * sum(EVAL_STEPS) + 2 * SPECTROGRAM_CLIPS
+    eval_vocoded = n_e * (len(EVAL_STEPS) + 1) + len(EVAL_STEPS) + SPECTROGRAM_CLIPS
+    return {"sigmas": (search_calls, 0), "evaluate": (eval_calls, eval_vocoded)}
 
 
 def say(msg: str) -> None:
@@ -122,15 +145,14 @@ class Stages:
         """The 2- and 4-step sigmas on the held-out valid slice, by log-mel Frechet distance."""
         from ..evaluation.search import SearchConfig, search
 
-        n = max(8, min(64, 2 * self.plan.clips.get("valid", 0)))
         cfg = SearchConfig(
             data=self.out / "data",
             layout="manifest",
             manifest="manifest.jsonl",
-            steps=(2, 4),
+            steps=SEARCH_STEPS,
             metric="logmel_fd",
-            n=n,
-            iters=5,
+            n=slice_clips(self.plan, "valid"),
+            iters=SEARCH_ITERS,
             out=self.out / "student-sigmas.safetensors",
             device=self.options.device,
             seed=self.options.seed,
@@ -156,13 +178,12 @@ class Stages:
         from ..pipeline import Pipeline
 
         pipe = Pipeline.from_pretrained(self.out / "model.safetensors", device=self.options.device)
-        n = max(8, min(64, 2 * self.plan.clips.get("test", 0)))
         cfg = EvalConfig(
             data=self.out / "data",
             layout="manifest",
             manifest="manifest.jsonl",
-            n=n,
-            steps=(1, 2, 4),
+            n=slice_clips(self.plan, "test"),
+            steps=EVAL_STEPS,
             out=self.out / "eval",
             device=self.options.device,
             seed=self.options.seed,
@@ -215,6 +236,6 @@ def write_spectrograms(pipe, path: Path, seed: int, labels: list[str]) -> None:
         return
     from ..audio import denormalise
 
-    labels = labels[:8] or [None] * 4
+    labels = labels[:SPECTROGRAM_CLIPS] or [None] * 4
     out = pipe.generate(labels=labels, steps=2, seed=seed)
     spectrogram_grid(denormalise(out.mels, pipe.config.stats), [str(lb) for lb in labels], path, pipe.config.mel)
