@@ -71,7 +71,8 @@ class Stages:
             f"run.steps={steps}",
             f"run.batch_size={BATCH}",
             "run.log_every=20",
-            f"run.save_every={max(10, steps // 20)}",
+            # twenty saves a run, and at most 500 steps apart: a killed fit of hours loses minutes
+            f"run.save_every={max(10, min(500, steps // 20))}",
             "run.sample_every=0",
             f"run.device={o.device!r}",
         ]
