@@ -4,8 +4,8 @@ The plan is written to RUN/plan.json with a fingerprint of the data (file names,
 and the options, so that running the same command again continues the same plan (reproducible:
 the steps are not re-measured) and another folder or other flags are refused.
 
-Budget: --minutes covers the whole run, the plan included. The data preparation and the probe's
-measured time is taken off first. The sigma search and the evaluation do a fixed amount of work
+Budget: --minutes covers the whole run, the plan included. The time the data preparation and the
+probe took is taken off first. The sigma search and the evaluation do a fixed amount of work
 (their clip counts, not the budget, set it: stages.fixed_work), so they get what that work costs
 here: its network calls and vocoded clips at the per-clip seconds the probe measured, with
 FIXED_MARGIN and FIXED_SECONDS for loading and scoring. What is left trains, shared by
