@@ -13,7 +13,6 @@ mel-consistency passes (``K`` or ``K:UPDATES:MOMENTUM``), rebuilt in memory, no 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import statistics
 import sys
 import time
@@ -24,25 +23,25 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cmaudio.audio import mel_spectrogram, num_samples
-from cmaudio.vocoder import load_vocoder
+from cmaudio.errors import CheckpointError, ConfigError
+from cmaudio.vocoder import ASSETS, bundled_vocoders, load_vocoder
+from cmaudio.vocoder.export import refined_vocoder
 from cmaudio.vocoder.griffinlim import GriffinLim
 from cmaudio.vocoder.neural import NeuralVocoder
 
 
 def with_passes(name: str, spec: str) -> NeuralVocoder:
-    """Neural vocoder ``name`` rebuilt with its refinement set from "K[:UPDATES[:MOMENTUM]]" (as
-    ``--export`` does, in memory: the refinement has no weights, its filterbank buffers are built
-    by the constructor)."""
-    src = load_vocoder(name)
-    if not isinstance(src, NeuralVocoder):
-        raise SystemExit(f"vocoder_speed: --passes needs a neural vocoder first in --vocoders, got {name!r}")
-    k, updates, momentum = ([*spec.split(":"), "1", "0"][:3])
-    net = dataclasses.replace(
-        src.config.net, mel_refine=int(k), mel_refine_updates=int(updates), mel_refine_momentum=float(momentum)
-    )
-    voc = NeuralVocoder(dataclasses.replace(src.config, net=net), name=f"{name} ({k} passes x {updates}, "
-                        f"momentum {float(momentum):g})")
-    voc.load_state_dict(src.state_dict())
+    """Neural vocoder ``name`` (bundled name or file) rebuilt with its refinement set from
+    "K[:UPDATES[:MOMENTUM]]", in memory, as ``--export`` rebuilds it."""
+    path = ASSETS / f"{name}.safetensors" if name in bundled_vocoders() else Path(name)
+    k, updates, momentum = [*spec.split(":"), "1", "0"][:3]
+    shown = f"{name} ({k} passes x {updates}, momentum {float(momentum):g})"
+    try:
+        voc, _ = refined_vocoder(
+            path, mel_refine=int(k), mel_refine_updates=int(updates), mel_refine_momentum=float(momentum), name=shown
+        )
+    except (CheckpointError, ConfigError, ValueError) as exc:
+        raise SystemExit(f"vocoder_speed: --passes {spec} of {name}: {exc}") from None
     return voc.eval()
 
 

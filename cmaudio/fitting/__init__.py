@@ -125,23 +125,24 @@ def make_plan(options: FitOptions, fp: str, data: Path, info: dict, t_start: flo
 
 def probe_clip_seconds(model: Path, device: str, batch: int = BATCH, repeats: int = 3) -> tuple[float, float]:
     """Seconds per clip of one sampling call and of the vocoder, for ``model`` at ``batch`` clips
-    (the fastest of ``repeats`` after a warm-up: the cost of the work, not of what else runs)."""
+    (bench's time_call: the median after a warm-up, CUDA synchronised)."""
     import torch
 
+    from ..evaluation.bench import time_call
     from ..pipeline import Pipeline
 
     pipe = Pipeline.from_pretrained(model, device=device)
     cond = pipe.condition([None] * batch)  # the null label: the same network cost as any other
-    call, voc = [], []
+    sigmas = [pipe.config.precond.sigma_max]
     with torch.inference_mode():
-        for _ in range(1 + repeats):
-            t0 = time.perf_counter()
-            mels = pipe.sample_mels(list(range(batch)), cond, [pipe.config.precond.sigma_max], pipe.config.frames)
-            t1 = time.perf_counter()
-            pipe.vocode(mels)
-            call.append(t1 - t0)
-            voc.append(time.perf_counter() - t1)
-    return min(call[1:]) / batch, min(voc[1:]) / batch
+
+        def call() -> torch.Tensor:
+            return pipe.sample_mels(list(range(batch)), cond, sigmas, pipe.config.frames)
+
+        mels = call()
+        per_call = time_call(call, pipe.device, repeats, 0.0)
+        per_vocoded = time_call(lambda: pipe.vocode(mels), pipe.device, repeats, 0.0)
+    return per_call / batch, per_vocoded / batch
 
 
 def probe_run(stages: Stages, stage: str, steps: int) -> Path:

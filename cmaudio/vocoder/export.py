@@ -18,7 +18,7 @@ from ..errors import CheckpointError, ConfigError, UsageError
 from .fileformat import save_vocoder
 from .neural import NeuralVocoder, VocoderConfig, read_vocoder_metadata
 
-__all__ = ["export_vocoder"]
+__all__ = ["export_vocoder", "refined_vocoder"]
 
 
 def _refined(config: VocoderConfig, **given: int | float | None) -> VocoderConfig:
@@ -42,18 +42,16 @@ def export_vocoder(
     ``mel_refine_momentum`` replaced when given.
     Prints one line; every refusal is a one-line UsageError."""
     try:
-        meta, config = read_vocoder_metadata(src)
-        config = _refined(
-            config,
+        out, meta = refined_vocoder(
+            src,
             mel_refine=mel_refine,
             mel_refine_updates=mel_refine_updates,
             mel_refine_momentum=mel_refine_momentum,
+            name=name,
         )
-        name = name or meta.get("name") or Path(src).stem
-        out = NeuralVocoder(config, name=name)
-        load_weights(src, out)  # the refinement has no weights: the same tensors load strictly
     except (CheckpointError, ConfigError) as exc:
         raise UsageError(str(exc)) from None
+    config, name = out.config, out.name
     path = Path(dst)
     step = int(meta["step"]) if meta.get("step", "").isdigit() else 0
     save_vocoder(path, out, name, step, extra={k: meta[k] for k in ("trained_on",) if k in meta})
@@ -63,3 +61,24 @@ def export_vocoder(
         file=sys.stderr,
     )
     return path
+
+
+def refined_vocoder(
+    src: str | Path,
+    *,
+    mel_refine: int | None = None,
+    mel_refine_updates: int | None = None,
+    mel_refine_momentum: float | None = None,
+    name: str | None = None,
+) -> tuple[NeuralVocoder, dict[str, str]]:
+    """The vocoder file ``src`` rebuilt in memory with the refinement settings given (those not
+    None) replaced, and the file's metadata. The vocoder is rebuilt, not relabelled: the
+    constructor makes the refinement's filterbank buffers, which a file saved without refinement
+    lacks. CheckpointError or ConfigError on a bad file or setting."""
+    meta, config = read_vocoder_metadata(src)
+    config = _refined(
+        config, mel_refine=mel_refine, mel_refine_updates=mel_refine_updates, mel_refine_momentum=mel_refine_momentum
+    )
+    out = NeuralVocoder(config, name=name or meta.get("name") or Path(src).stem)
+    load_weights(src, out)  # the refinement has no weights: the same tensors load strictly
+    return out, meta
