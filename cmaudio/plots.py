@@ -30,7 +30,9 @@ def _pyplot():
 def spectrogram_grid(
     logmels: torch.Tensor, titles: Sequence[str], path: str | Path, mel: MelConfig = MelConfig(), cols: int = 5
 ) -> Path:
-    """Raw log-mels [B, n_mels, frames] as a grid of images, time in seconds, mel band upwards."""
+    """Raw log-mels [B, n_mels, frames] as a grid of images: time in seconds across, frequency in
+    Hz upwards (on the mel scale of the bands), one colour scale for the grid. Axes are labelled on
+    the left column and the bottom row, ticks on every image."""
     plt = _pyplot()
     logmels = logmels.detach().float().cpu()
     n = logmels.shape[0]
@@ -39,10 +41,12 @@ def spectrogram_grid(
     fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols, 2.0 * rows), squeeze=False)
     vmax = max(float(logmels.max()), mel.log_floor + 1)  # one colour scale for the whole grid
     for i, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if i < n:
-            _show_logmel(ax, logmels[i], mel, vmax)
-            ax.set_title(str(titles[i]) if i < len(titles) else "", fontsize=9)
+        if i >= n:
+            ax.axis("off")
+            continue
+        _show_logmel(ax, logmels[i], mel, vmax)
+        _label_axes(ax, mel, hz=i % cols == 0, seconds=i + cols >= n)
+        ax.set_title(str(titles[i]) if i < len(titles) else "", fontsize=9)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=80)
@@ -64,11 +68,7 @@ def spectrogram_image(logmel: torch.Tensor, mel: MelConfig = MelConfig(), title:
     canvas = FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     _show_logmel(ax, logmel, mel, max(float(logmel.max()), mel.log_floor + 1))
-    ticks = _hz_ticks(mel)
-    ax.set_yticks([y for y, _ in ticks], [text for _, text in ticks])
-    ax.set_ylabel("Hz", fontsize=8)
-    ax.set_xlabel("seconds", fontsize=8)
-    ax.tick_params(labelsize=7)
+    _label_axes(ax, mel)
     if title:
         ax.set_title(title, fontsize=8)
     fig.subplots_adjust(left=0.14, right=0.97, bottom=0.24, top=0.88 if title else 0.97)  # tight_layout: 2x slower
@@ -88,6 +88,18 @@ def _show_logmel(ax, logmel: torch.Tensor, mel: MelConfig, vmax: float) -> None:
         vmax=vmax,
         extent=(0, logmel.shape[-1] / mel.frames_per_second, 0, mel.n_mels),
     )
+
+
+def _label_axes(ax, mel: MelConfig, hz: bool = True, seconds: bool = True) -> None:
+    """Hz ticks on the band axis of _show_logmel, seconds on the time axis; the axis names where
+    asked (a grid names them once per row and column)."""
+    ticks = _hz_ticks(mel)
+    ax.set_yticks([y for y, _ in ticks], [text for _, text in ticks])
+    if hz:
+        ax.set_ylabel("Hz", fontsize=8)
+    if seconds:
+        ax.set_xlabel("seconds", fontsize=8)
+    ax.tick_params(labelsize=7)
 
 
 def _slaney_mel(hz: float) -> float:

@@ -117,3 +117,21 @@ def test_peak_normalise_leaves_silence():
     w = torch.stack([torch.zeros(100), torch.linspace(-0.2, 0.1, 100)])
     out = peak_normalise(w, 0.9)
     assert torch.equal(out[0], w[0]) and abs(float(out[1].abs().max()) - 0.9) < 1e-6
+
+
+def test_spectrogram_hz_ticks_sit_at_their_frequencies():
+    """The Hz ticks of the spectrogram plots (plots._hz_ticks) sit where the mel filter bank puts
+    those frequencies: band k's centre, drawn at k + 0.5, is point k + 1 of n_mels + 2 points
+    evenly spaced on librosa's Slaney mel scale from f_min to f_max."""
+    import librosa
+
+    from cmaudio.plots import _hz_ticks
+
+    mel = MelConfig()
+    ticks = _hz_ticks(mel)
+    assert [text for _, text in ticks] == ["500", "1k", "2k", "4k"]  # octaves of 500 Hz up to f_max 8k
+    lo, hi = librosa.hz_to_mel(mel.f_min), librosa.hz_to_mel(mel.f_max)
+    for y, text in ticks:
+        hz = 1000 * int(text[:-1]) if text.endswith("k") else int(text)
+        at = librosa.mel_to_hz(lo + (y + 0.5) / (mel.n_mels + 1) * (hi - lo))
+        assert abs(at - hz) < 1e-3 * hz
