@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("CMAUDIO_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("CMAUDIO_CHROMEDRIVER", "/usr/bin/chromedriver")
-EACH = "(each in turn)"  # the label dropdown's first entry (handlers.EACH_CLASS)
+EACH = "(each in turn)"  # the label dropdown's entry for one clip of each class (handlers.EACH_CLASS)
 
 
 def free_port() -> int:
@@ -46,30 +46,47 @@ def wait_until_served(url: str, server: subprocess.Popen, timeout: float = 120.0
     sys.exit(f"demo/screenshot.py: error: the demo did not answer at {url} within {timeout:.0f} s")
 
 
-def shoot(url: str, out: Path, label: str | None) -> None:
+def headless_chromium(window: str = "1280,1160", profile: Path | None = None):
+    """A Selenium driver of headless Chromium (the demo's browser test uses it too)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
-    for arg in ["--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,1160"]:
+    for arg in [
+        "--headless=new",
+        "--no-sandbox",  # CI runs as root in a container
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--window-size={window}",
+        *([f"--user-data-dir={profile}"] if profile else []),
+    ]:
         opts.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+
+
+def wait_for(driver, css: str, timeout: float = 20.0):
+    """The first element matching ``css`` once one exists (Gradio renders asynchronously)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout).until(lambda d: (d.find_elements(By.CSS_SELECTOR, css) or [None])[0])
+
+
+def shoot(url: str, out: Path, label: str | None) -> None:
+    driver = headless_chromium()
     try:
         driver.get(url)
-        wait = WebDriverWait(driver, 60)
-
-        def first(css: str):
-            return wait.until(lambda d: (d.find_elements(By.CSS_SELECTOR, css) or [None])[0])
-
         if label:
-            first("#label input").click()
-            first(f'[role="option"][aria-label="{label}"]').click()
-        first("#generate-button").click()
+            wait_for(driver, "#label input", 60).click()
+            wait_for(driver, f'[role="option"][aria-label="{label}"]').click()
+        wait_for(driver, "#generate-button").click()
         for k in range(4):
-            first(f"#spec-{k} img[src]")
+            wait_for(driver, f"#spec-{k} img[src]", 60)
         time.sleep(1.0)  # let the images finish drawing
         driver.save_screenshot(str(out))
     finally:
@@ -85,8 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         if not Path(tool).is_file():
             p.error(f"needs {tool} (apt-get install chromium chromium-driver)")
     port = free_port()
-    with tempfile.TemporaryDirectory() as tmp:
-        log = open(Path(tmp) / "demo.log", "w")
+    with tempfile.TemporaryDirectory() as tmp, open(Path(tmp) / "demo.log", "w") as log:
         server = subprocess.Popen(
             [sys.executable, str(ROOT / "demo" / "app.py"), "--port", str(port)], stdout=log, stderr=log
         )
@@ -97,7 +113,6 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             server.terminate()
             server.wait(30)
-            log.close()
     print(f"saved {args.out}", file=sys.stderr)
     return 0
 

@@ -20,7 +20,8 @@ pytest.importorskip("gradio")
 pytest.importorskip("gradio_client")
 pytest.importorskip("matplotlib")
 
-from test_pipeline import make_model  # tests/ is on sys.path (rootdir import mode)
+from conftest import load_script  # tests/ is on sys.path (rootdir import mode)
+from test_pipeline import make_model
 
 from cmaudio.audio import MelConfig, MelStats
 from cmaudio.checkpoint import save_model
@@ -29,8 +30,10 @@ from cmaudio.precond import Denoiser
 
 HOP = 256
 CLIP_SAMPLES = 15 * HOP  # make_model: 16 frames -> (16 - 1) * hop samples
-CHROMIUM = os.environ.get("CMAUDIO_CHROMIUM", "/usr/bin/chromium")
-CHROMEDRIVER = os.environ.get("CMAUDIO_CHROMEDRIVER", "/usr/bin/chromedriver")
+# demo/screenshot.py holds the browser set-up the README's screenshot and these tests share.
+browser_tools = load_script("demo/screenshot.py", "cmaudio_demo_screenshot")
+CHROMIUM, CHROMEDRIVER = browser_tools.CHROMIUM, browser_tools.CHROMEDRIVER
+free_port, wait_for = browser_tools.free_port, browser_tools.wait_for
 
 
 def make_factored_model(path: Path) -> Path:
@@ -47,12 +50,6 @@ def make_factored_model(path: Path) -> Path:
         sigmas={"2": [80.0, 0.7]},
     )
     return save_model(path, Denoiser(cfg), cfg, step=1)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -254,39 +251,14 @@ def test_main_without_models_is_one_line_exit_2(app, capsys, monkeypatch):
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
+    pytest.importorskip("selenium.webdriver")
     if not (Path(CHROMIUM).is_file() and Path(CHROMEDRIVER).is_file()):
         pytest.skip(f"needs {CHROMIUM} and {CHROMEDRIVER} (apt-get install chromium chromium-driver)")
     profile = tmp_path_factory.mktemp("chromium-profile")
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for arg in [
-        "--headless=new",
-        "--no-sandbox",  # CI runs as root in a container
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=1280,1300",
-        f"--user-data-dir={profile}",
-    ]:
-        opts.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    driver = browser_tools.headless_chromium("1280,1300", profile)
     yield driver
     driver.quit()
     shutil.rmtree(profile, ignore_errors=True)
-
-
-def wait_for(driver, css: str, timeout: float = 20.0):
-    """The first element matching ``css`` once one exists (Gradio renders asynchronously)."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(driver, timeout).until(lambda d: (d.find_elements(By.CSS_SELECTOR, css) or [None])[0])
 
 
 def choose(driver, dropdown_id: str, value: str) -> None:
@@ -359,3 +331,9 @@ def test_generate_api_guidance(client):
     plain, guided = gen(client, seed=3), gen(client, seed=3, guidance=2.5)
     assert not np.array_equal(read(plain[0])[0], read(guided[0])[0])
     assert "guidance 2.5" in guided[-2] and "guidance" not in plain[-2]
+
+
+def test_screenshot_picks_the_each_in_turn_entry(handlers):
+    """demo/screenshot.py names the label entry the README's screenshot shows by its text; the
+    dropdown's entry is handlers.EACH_CLASS."""
+    assert browser_tools.EACH == handlers.EACH_CLASS

@@ -41,13 +41,14 @@ VOCODERS = ("vocoder-16k", "griffinlim")
 STRIDE = 31  # samples kept per clip for the sample check: a prime, so no hop-periodic pattern hides
 SAMPLE_LSB = 4
 LOGMEL_MEAN = 0.06
-# Which fingerprint pins which vocoder (see the module doc).
+# Which fingerprint pins which vocoder, and how far it may move (see the module doc).
 CHECK = {"vocoder-16k": "samples", "griffinlim": "logmel"}
+TOLERANCE = {"samples": SAMPLE_LSB, "logmel": LOGMEL_MEAN}
 
 
-def render(model: str, vocoder: str, out: Path) -> dict[str, np.ndarray]:
+def render(model: str, vocoder: str, out: Path, steps: int = 2) -> dict[str, np.ndarray]:
     """The clips `generate` writes for the pinned arguments, as int16 arrays by file name."""
-    args = ["--model", model, "--vocoder", vocoder, "--label", LABELS[model], "--seed", "0", "--steps", "2"]
+    args = ["--model", model, "--vocoder", vocoder, "--label", LABELS[model], "--seed", "0", "--steps", str(steps)]
     assert generate([*args, "--device", "cpu", "--out", str(out), "--quiet"]) == 0
     return {p.name: sf.read(str(p), dtype="int16")[0] for p in sorted(out.glob("*.wav"))}
 
@@ -91,8 +92,7 @@ def test_generate_output_is_pinned(model, vocoder, tmp_path, one_thread):
     got = fingerprint(kind, render(model, vocoder, tmp_path))
     assert sorted(got) == sorted(want), "the written file names changed"
     assert [got[n]["length"] for n in sorted(got)] == [want[n]["length"] for n in sorted(want)]
-    tolerance = SAMPLE_LSB if kind == "samples" else LOGMEL_MEAN
-    assert distance(kind, got, want) <= tolerance
+    assert distance(kind, got, want) <= TOLERANCE[kind]
 
 
 def test_the_check_sees_a_real_change(tmp_path, one_thread):
@@ -101,10 +101,8 @@ def test_the_check_sees_a_real_change(tmp_path, one_thread):
     want = json.loads(REFERENCE.read_text())
     hq = fingerprint("samples", render("digits", "vocoder-16k-hq", tmp_path / "hq"))
     assert distance("samples", hq, want["digits/vocoder-16k"]) > SAMPLE_LSB
-    args = ["--model", "notes", "--vocoder", "griffinlim", "--label", LABELS["notes"], "--seed", "0"]
-    assert generate([*args, "--steps", "3", "--device", "cpu", "--out", str(tmp_path / "s3"), "--quiet"]) == 0
-    s3 = {p.name: sf.read(str(p), dtype="int16")[0] for p in sorted((tmp_path / "s3").glob("*.wav"))}
-    assert distance("logmel", fingerprint("logmel", s3), want["notes/griffinlim"]) > LOGMEL_MEAN
+    s3 = fingerprint("logmel", render("notes", "griffinlim", tmp_path / "s3", steps=3))
+    assert distance("logmel", s3, want["notes/griffinlim"]) > LOGMEL_MEAN
 
 
 if __name__ == "__main__":  # re-pin: python tests/test_pinned_outputs.py
