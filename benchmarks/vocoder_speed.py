@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cmaudio.audio import mel_spectrogram, num_samples
 from cmaudio.errors import CheckpointError, ConfigError
-from cmaudio.vocoder import ASSETS, bundled_vocoders, load_vocoder
+from cmaudio.vocoder import VocoderError, load_vocoder, resolve_vocoder_path
 from cmaudio.vocoder.export import refined_vocoder
 from cmaudio.vocoder.griffinlim import GriffinLim
 from cmaudio.vocoder.neural import NeuralVocoder
@@ -33,14 +33,17 @@ from cmaudio.vocoder.neural import NeuralVocoder
 def with_passes(name: str, spec: str) -> NeuralVocoder:
     """Neural vocoder ``name`` (bundled name or file) rebuilt with its refinement set from
     "K[:UPDATES[:MOMENTUM]]", in memory, as ``--export`` rebuilds it."""
-    path = ASSETS / f"{name}.safetensors" if name in bundled_vocoders() else Path(name)
     k, updates, momentum = [*spec.split(":"), "1", "0"][:3]
     shown = f"{name} ({k} passes x {updates}, momentum {float(momentum):g})"
     try:
         voc, _ = refined_vocoder(
-            path, mel_refine=int(k), mel_refine_updates=int(updates), mel_refine_momentum=float(momentum), name=shown
+            resolve_vocoder_path(name),
+            mel_refine=int(k),
+            mel_refine_updates=int(updates),
+            mel_refine_momentum=float(momentum),
+            name=shown,
         )
-    except (CheckpointError, ConfigError, ValueError) as exc:
+    except (CheckpointError, ConfigError, VocoderError, ValueError) as exc:
         raise SystemExit(f"vocoder_speed: --passes {spec} of {name}: {exc}") from None
     return voc.eval()
 
@@ -57,7 +60,10 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     names = [v for v in a.vocoders.split(",") if v]
-    vocoders = [load_vocoder(v).eval() for v in names]
+    try:
+        vocoders = [load_vocoder(v).eval() for v in names]
+    except VocoderError as exc:
+        raise SystemExit(f"vocoder_speed: {exc}") from None
     vocoders += [with_passes(names[0], s) for s in a.passes.split(",") if s]
     mel_config = vocoders[0].mel_config
     baseline = GriffinLim(mel_config, n_iter=32)

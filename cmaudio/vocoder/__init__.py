@@ -40,6 +40,7 @@ __all__ = [
     "Vocoder",
     "VocoderError",
     "bundled_vocoders",
+    "resolve_vocoder_path",
     "check_compatible",
     "default_vocoder_for",
     "load_vocoder",
@@ -68,6 +69,18 @@ def _is_path(name: str) -> bool:
     return p.suffix == ".safetensors" or p.exists() or "/" in name or "\\" in name
 
 
+def resolve_vocoder_path(name_or_path: str | Path) -> Path:
+    """A bundled vocoder's name ("vocoder-16k") or a path -> the vocoder file's path; VocoderError
+    for an unknown name (Griffin-Lim has no file)."""
+    name = str(name_or_path)
+    if _is_path(name):
+        return Path(name)
+    if name in bundled_vocoders():
+        return ASSETS / f"{name}.safetensors"
+    have = ", ".join(["griffinlim", *bundled_vocoders()])
+    raise VocoderError(f"unknown vocoder {name!r}: available: {have}; or give a path to a .safetensors vocoder file")
+
+
 def load_vocoder(
     name_or_path: str | Path = "griffinlim", mel_config: MelConfig | None = None, device="cpu"
 ) -> Vocoder:
@@ -77,18 +90,8 @@ def load_vocoder(
     name = str(name_or_path)
     if name == "griffinlim":
         return GriffinLim(mel_config or MelConfig()).to(device).eval()
-    if _is_path(name):
-        path, shown = Path(name), name
-    elif name in bundled_vocoders():
-        path, shown = ASSETS / f"{name}.safetensors", name
-    else:
-        have = ", ".join(["griffinlim", *bundled_vocoders()])
-        raise VocoderError(
-            f"unknown vocoder {name!r}: available: {have}; "
-            "or give a path to a .safetensors vocoder file"
-        )
     try:
-        vocoder = load_vocoder_file(path, device=device, name=shown)
+        vocoder = load_vocoder_file(resolve_vocoder_path(name), device=device, name=name)
     except CheckpointError as exc:
         raise VocoderError(str(exc)) from None
     if mel_config is not None:
