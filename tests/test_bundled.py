@@ -11,7 +11,7 @@ from cmaudio.generate import main as generate
 from cmaudio.pipeline import ASSETS, Pipeline, bundled_models
 from cmaudio.vocoder import bundled_vocoders
 
-MODELS = {"digits": "seven", "notes": "60", "drums": "kick"}
+MODELS = {"digits": "seven", "digits-real": "7", "notes": "60", "drums": "kick"}
 
 
 def test_the_bundled_files_are_the_ones_documented_and_small():
@@ -20,6 +20,15 @@ def test_the_bundled_files_are_the_ones_documented_and_small():
     for path in ASSETS.glob("*.safetensors"):
         assert path.stat().st_size <= 10_000_000, path
     assert sum(p.stat().st_size for p in ASSETS.glob("*.safetensors")) <= 50_000_000
+
+
+def test_digits_real_states_its_data_and_licence_and_answers_to_the_data_sets_labels():
+    from cmaudio.checkpoint import load_model
+
+    mf = load_model(ASSETS / "digits-real.safetensors")
+    assert mf.metadata["licence"].startswith("CC BY-SA 4.0") and "Free Spoken Digit" in mf.metadata["licence"]
+    assert mf.config.classes == (tuple(str(d) for d in range(10)),)
+    assert json.loads(mf.metadata["sigma_search"])["split"] == "valid"  # its sigmas were not chosen on test clips
 
 
 def test_the_hq_vocoder_is_the_fast_one_refined_and_lands_closer_to_the_mel():

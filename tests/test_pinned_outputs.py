@@ -36,7 +36,7 @@ from cmaudio.config import MelConfig
 from cmaudio.generate import main as generate
 
 REFERENCE = Path(__file__).parent / "data" / "pinned_outputs.json"
-LABELS = {"digits": "seven,zero", "notes": "60,45:bass", "drums": "kick,hihat"}
+LABELS = {"digits": "seven,zero", "digits-real": "7,0", "notes": "60,45:bass", "drums": "kick,hihat"}
 VOCODERS = ("vocoder-16k", "griffinlim")
 STRIDE = 31  # samples kept per clip for the sample check: a prime, so no hop-periodic pattern hides
 SAMPLE_LSB = 4

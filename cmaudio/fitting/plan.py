@@ -158,16 +158,24 @@ class Plan:
 
 
 def net_overrides(labelled: bool, minutes: float) -> list[str]:
-    """The network of a fit: the digits recipe's teacher (3.5 M parameters), or for budgets under
-    SMALL_MINUTES a small one (a budget that short cannot train the large one: a few hundred steps
-    of a 3.5 M net give noise); label dropout when labelled, so the student can distil the guided
-    teacher."""
+    """The network of a fit: the digits recipe's teacher with its first level twice as wide (128
+    channels, 4.2 M parameters), or for budgets under SMALL_MINUTES a small one (a budget that
+    short cannot train the large one: a few hundred steps of it give noise); label dropout when
+    labelled, so the student can distil the guided teacher.
+
+    Why the wide first level: the 1D U-Net reads the mel bands as channels, and a first level
+    narrower than the bands (64 < 80) cannot carry each frame's noise through to be subtracted,
+    so at mid noise levels the denoiser keeps noise (its error at sigma 0.5 above its error at 2)
+    and the teacher's ODE lands on speckled spectrograms. On FSDD (3,000 teacher steps, then
+    1,300 guided CD steps; 100 clips at 2 steps, the FSDD classifier): x1/2/2 teacher 25%
+    recognised (Heun-35), its student 71% (classifier FD 96); x2/2/2 teacher 42%, its student 92%
+    (FD 24), for 1.35x the teacher's step time."""
     if minutes < SMALL_MINUTES:
         net = ["net.channels=32", "net.channel_mult=[1, 2]", "net.num_blocks=1", "net.attention=false"]
     else:
         net = [
             "net.channels=64",
-            "net.channel_mult=[1, 2, 2]",
+            "net.channel_mult=[2, 2, 2]",
             "net.num_blocks=2",
             "net.attention=true",
             "net.attn_heads=4",
