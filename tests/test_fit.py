@@ -165,7 +165,15 @@ def test_a_killed_fit_continues_where_it_stopped(tmp_path):
     plan = json.loads((out / "plan.json").read_text())
     from cmaudio.checkpoint import load_model
 
-    assert load_model(out / "teacher" / "model.safetensors").step == plan["steps"]["teacher"]
+    teacher = load_model(out / "teacher" / "model.safetensors")
+    assert teacher.step == plan["steps"]["teacher"]
+    # the plan records the network, and the resumed teacher trained that one (0.4 min: the small net)
+    assert "net.channels=32" in plan["net"] and teacher.config.net.channels == 32
+    # a plan written before plans recorded the network reads back with the one that version trained
+    from cmaudio.fitting.plan import Plan
+
+    (out / "plan.json").write_text(json.dumps({k: v for k, v in plan.items() if k != "net"}))
+    assert Plan.load(out / "plan.json").net == plan["net"]
 
 
 def test_fit_from_a_model_tunes_it_and_extends_its_labels(tmp_path, capsys, tones_data, tiny_overrides):
@@ -212,3 +220,17 @@ def test_the_budget_pays_the_fixed_work_first_and_trains_with_the_rest():
     b = share_budget(2100.0, fixed, teacher=False)
     assert b["teacher"] == 0 and b["student"] == pytest.approx(2100 - sum(fixed.values()))
     assert share_budget(30.0, fixed, teacher=True)["student"] == 0  # less than the fixed work: no training time
+
+
+def test_a_plan_from_before_the_network_was_recorded_keeps_its_network(tmp_path):
+    """Plans without "net" were written when a fit's large teacher was x1/2/2: a rerun resumes
+    that teacher's state.pt only with that network, not today's x2/2/2."""
+    from cmaudio.fitting.plan import Plan, net_overrides
+
+    plan = Plan("fp", {"minutes": 60.0, "source": ""}, 0.75, "why", ["a", "b"], {}, {}, {}, {}, {})
+    plan.net = net_overrides(True, 60.0)
+    plan.save(tmp_path / "plan.json")
+    assert Plan.load(tmp_path / "plan.json").net == plan.net and "net.channel_mult=[2, 2, 2]" in plan.net
+    old = {k: v for k, v in json.loads((tmp_path / "plan.json").read_text()).items() if k != "net"}
+    (tmp_path / "plan.json").write_text(json.dumps(old))
+    assert "net.channel_mult=[1, 2, 2]" in Plan.load(tmp_path / "plan.json").net

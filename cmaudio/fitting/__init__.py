@@ -35,6 +35,7 @@ from .plan import (
     Plan,
     fingerprint,
     fixed_seconds,
+    net_overrides,
     probe_seconds,
     share_budget,
 )
@@ -104,6 +105,7 @@ def make_plan(options: FitOptions, fp: str, data: Path, info: dict, t_start: flo
     draft = Plan(
         fp, asdict(options), info["seconds"], info["why"], info["labels"], info["clips"], info["skipped"], {}, {}, {}
     )
+    draft.net = [] if options.source else net_overrides(bool(info["labels"]), options.minutes)
     with tempfile.TemporaryDirectory(prefix="cmaudio-probe-") as tmp, contextlib.redirect_stderr(io.StringIO()):
         stages = Stages(Path(tmp), draft, options, progress=False, data=data)
         t_teacher = 0.0 if options.source else probe_seconds(probe_run(stages, "teacher", 1 + PROBE_STEPS), BATCH)

@@ -127,6 +127,10 @@ class Plan:
     seconds_per_step: dict[str, float]  # measured by the probe
     steps: dict[str, int]  # per training stage
     seconds_per_clip: dict[str, float] = field(default_factory=dict)  # a sampling call, a vocoded clip
+    # The teacher's network as config overrides (net_overrides; none with --from): recorded so a
+    # rerun trains the network its probe measured and its teacher's state.pt holds, whatever the
+    # code's default has become since.
+    net: list[str] = field(default_factory=list)
     machine: str = field(default_factory=lambda: f"{platform.machine()}, {torch.get_num_threads()} threads")
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%S"))
 
@@ -138,8 +142,12 @@ class Plan:
     @classmethod
     def load(cls, path: Path) -> Plan:
         try:
-            return cls(**json.loads(path.read_text()))
-        except (OSError, ValueError, TypeError) as exc:
+            raw = json.loads(path.read_text())
+            if "net" not in raw:  # written before plans recorded it: the network of that code
+                source, minutes = raw["options"].get("source"), raw["options"]["minutes"]
+                raw["net"] = [] if source else net_overrides(bool(raw["labels"]), minutes, channel_mult=(1, 2, 2))
+            return cls(**raw)
+        except (OSError, ValueError, TypeError, KeyError) as exc:
             raise FitError(f"{path}: not a fit plan ({exc})") from None
 
     def summary(self) -> str:
@@ -157,7 +165,7 @@ class Plan:
         )
 
 
-def net_overrides(labelled: bool, minutes: float) -> list[str]:
+def net_overrides(labelled: bool, minutes: float, channel_mult: tuple[int, ...] = (2, 2, 2)) -> list[str]:
     """The network of a fit: the digits recipe's teacher with its first level twice as wide (128
     channels, 4.2 M parameters), or for budgets under SMALL_MINUTES a small one (a budget that
     short cannot train the large one: a few hundred steps of it give noise); label dropout when
@@ -169,13 +177,14 @@ def net_overrides(labelled: bool, minutes: float) -> list[str]:
     and the teacher's ODE lands on speckled spectrograms. On FSDD (3,000 teacher steps, then
     1,300 guided CD steps; 100 clips at 2 steps, the FSDD classifier): x1/2/2 teacher 25%
     recognised (Heun-35), its student 71% (classifier FD 96); x2/2/2 teacher 42%, its student 92%
-    (FD 24), for 1.35x the teacher's step time."""
+    (FD 24), for 1.35x the teacher's step time. Plans written before that change trained
+    ``channel_mult`` (1, 2, 2)."""
     if minutes < SMALL_MINUTES:
         net = ["net.channels=32", "net.channel_mult=[1, 2]", "net.num_blocks=1", "net.attention=false"]
     else:
         net = [
             "net.channels=64",
-            "net.channel_mult=[2, 2, 2]",
+            f"net.channel_mult={list(channel_mult)}",
             "net.num_blocks=2",
             "net.attention=true",
             "net.attn_heads=4",

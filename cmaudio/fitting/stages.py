@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from ..config import TrainConfig, load_config
-from .plan import BATCH, FitOptions, Plan, net_overrides
+from .plan import BATCH, FitOptions, Plan
 
 __all__ = ["STAGES", "Stages", "fixed_work", "slice_clips"]
 
@@ -85,7 +85,7 @@ class Stages:
                 f"optim.warmup_steps={min(200, steps // 10)}",
                 "optim.ema_halflife_kimg=20.0",
                 f"run.seed={o.seed}",
-                *net_overrides(self.labelled, o.minutes),
+                *self.plan.net,
             ]
         elif o.source:
             specific = tuning_overrides(o, steps, self.labelled)
