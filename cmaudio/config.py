@@ -61,9 +61,13 @@ class NetConfig:
     # it the model never sees "pitch 60, no family" in training, yet that is what the label "60"
     # asks for.
     factor_dropout: float = 0.0
+    # unet1d only: width of a 2-D head over (mel, time) after the U-Net (nets.unet1d.FreqHead); 0 = none
+    freq_channels: int = 0
 
     def __post_init__(self) -> None:
         check_field(self.channels > 0, "net.channels", "must be positive")
+        check_field(self.freq_channels >= 0, "net.freq_channels", "must be >= 0")
+        check_field(self.freq_channels == 0 or self.arch == "unet1d", "net.freq_channels", "applies to unet1d only")
         check_field(len(self.channel_mult) >= 1, "net.channel_mult", "needs at least one level")
         check_field(all(m > 0 for m in self.channel_mult), "net.channel_mult", "entries must be positive")
         check_field(self.num_blocks >= 1, "net.num_blocks", "must be >= 1")

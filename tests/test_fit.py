@@ -231,6 +231,8 @@ def test_a_plan_from_before_the_network_was_recorded_keeps_its_network(tmp_path)
     plan.net = net_overrides(True, 60.0)
     plan.save(tmp_path / "plan.json")
     assert Plan.load(tmp_path / "plan.json").net == plan.net and "net.channel_mult=[2, 2, 2]" in plan.net
+    assert "net.freq_channels=16" in plan.net
     old = {k: v for k, v in json.loads((tmp_path / "plan.json").read_text()).items() if k != "net"}
     (tmp_path / "plan.json").write_text(json.dumps(old))
-    assert "net.channel_mult=[1, 2, 2]" in Plan.load(tmp_path / "plan.json").net
+    legacy = Plan.load(tmp_path / "plan.json").net
+    assert "net.channel_mult=[1, 2, 2]" in legacy and not any("freq_channels" in o for o in legacy)

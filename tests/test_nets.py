@@ -8,9 +8,12 @@ import pytest
 import torch
 
 from cmaudio.config import NetConfig
+from cmaudio.errors import ConfigError
 from cmaudio.nets import UNet1D, UNet2D, build_net
+from cmaudio.nets.unet1d import FreqHead
 
-ARCHS = ("unet1d", "unet2d")
+# "unet1d-head": unet1d with its 2-D head over (mel, time) (net.freq_channels, nets.unet1d.FreqHead)
+ARCHS = ("unet1d", "unet1d-head", "unet2d")
 COND_SIZES = ((), (10,), (37, 11))
 N_MELS = 9  # odd, so UNet2D must pad and crop the mel axis too
 
@@ -18,6 +21,8 @@ N_MELS = 9  # odd, so UNet2D must pad and crop the mel axis too
 def tiny(arch: str, **kw) -> NetConfig:
     """Three levels (factor 4), attention at the lowest level and the middle."""
     base = {"channels": 8, "channel_mult": (1, 2, 2), "num_blocks": 1, "attn_heads": 2}
+    if arch == "unet1d-head":
+        arch, base = "unet1d", base | {"freq_channels": 4}
     return NetConfig(arch=arch, **(base | kw))
 
 
@@ -58,6 +63,8 @@ def test_output_shape_matches_input_for_any_frames(arch, cond_sizes, frames):
 
 def test_build_net_dispatches_on_arch():
     assert type(build_net(tiny("unet1d"), N_MELS, ())) is UNet1D
+    assert build_net(tiny("unet1d"), N_MELS, ()).head is None
+    assert isinstance(build_net(tiny("unet1d-head"), N_MELS, ()).head, FreqHead)
     assert type(build_net(tiny("unet2d"), N_MELS, ())) is UNet2D
     with pytest.raises(ValueError, match="net.arch"):
         build_net(dataclasses.replace(tiny("unet1d"), arch="unet3d"), N_MELS, ())
@@ -155,6 +162,34 @@ def test_bad_cond_is_rejected_with_a_message():
     with pytest.raises(ValueError, match="attn_heads"):
         make("unet1d", attn_heads=3)
 
+
+
+def test_freq_head_starts_as_the_identity_and_then_refines_each_band_locally():
+    """At init (zero output convolution) the head returns the U-Net's output unchanged, so the
+    net still starts at F == 0; once trained it works locally over (mel, time): four 3 x 3
+    convolutions, so a change to the U-Net's output at one bin reaches at most 4 bins and frames
+    away except through GroupNorm's statistics."""
+    torch.manual_seed(0)
+    head, emb = FreqHead(4, 16), torch.randn(2, 16)
+    x, f = torch.randn(2, 24, 24), torch.randn(2, 24, 24)
+    torch.testing.assert_close(head(x, f, emb), f, rtol=0, atol=0)
+    with torch.no_grad():
+        for p in head.parameters():
+            if not p.any():
+                p.normal_(std=0.3)
+    bumped = f.clone()
+    bumped[:, 12, 12] += 1.0
+    moved = (head(x, bumped, emb) - head(x, f, emb)).abs().amax(0)
+    near = torch.zeros_like(moved, dtype=torch.bool)
+    near[8:17, 8:17] = True
+    assert moved[12, 12] > 0 and moved[~near].max() < 0.05 * moved.max()
+
+
+def test_freq_channels_is_checked():
+    with pytest.raises(ConfigError, match="net.freq_channels: must be >= 0"):
+        NetConfig(freq_channels=-1)
+    with pytest.raises(ConfigError, match="net.freq_channels: applies to unet1d only"):
+        NetConfig(arch="unet2d", freq_channels=8)
 
 
 def test_pad_to_multiple_is_the_least_padding_to_a_multiple():

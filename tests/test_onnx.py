@@ -19,9 +19,11 @@ ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 
 
-@pytest.mark.parametrize("source", ["tiny", "digits"])
+@pytest.mark.parametrize("source", ["tiny", "tiny-head", "digits"])
 def test_onnx_network_matches_eager_at_any_batch_and_length(tmp_path, source):
-    model = make_model(tmp_path / "tiny.safetensors") if source == "tiny" else source
+    # tiny-head: the 2-D head over (mel, time) that cmaudio.fit's networks have
+    tiny = {"tiny": 0, "tiny-head": 8}
+    model = make_model(tmp_path / "tiny.safetensors", freq_channels=tiny[source]) if source in tiny else source
     out = tmp_path / "net.onnx"
     assert export([str(model), str(out)]) == 0
     sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])

@@ -17,15 +17,23 @@ from cmaudio.pipeline import Pipeline
 from cmaudio.precond import Denoiser
 
 
-def make_model(path: Path, kind: str = "consistency", label_dropout: float = 0.0) -> Path:
-    """A small untrained model with random (non-zero) output layers: enough for the contracts."""
+def make_model(path: Path, kind: str = "consistency", label_dropout: float = 0.0, freq_channels: int = 0) -> Path:
+    """A small untrained model with random (non-zero) output layers: enough for the contracts.
+    ``freq_channels``: with the 2-D head over (mel, time) that fitted models have."""
     torch.manual_seed(0)
     cfg = ModelConfig(
         mel=MelConfig(),
         stats=MelStats(-6.0, 2.5),
         precond=PrecondConfig(kind=kind),
         frames=16,
-        net=NetConfig(channels=16, channel_mult=(1, 2), num_blocks=1, attention=False, label_dropout=label_dropout),
+        net=NetConfig(
+            channels=16,
+            channel_mult=(1, 2),
+            num_blocks=1,
+            attention=False,
+            label_dropout=label_dropout,
+            freq_channels=freq_channels,
+        ),
         cond_fields=("label",),
         classes=(("low", "high"),),
         sigmas={"2": [80.0, 0.7]},

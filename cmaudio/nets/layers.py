@@ -32,6 +32,7 @@ __all__ = [
     "conv_nd",
     "group_count",
     "pad_to_multiple",
+    "zero_init",
 ]
 
 # c_noise = ln(sigma)/4 spans about -1.6 .. 1.1; stretching it by 250 before the positional
@@ -64,7 +65,7 @@ def conv_nd(dims: int, in_channels: int, out_channels: int, kernel: int, stride:
     return conv(in_channels, out_channels, kernel, stride=stride, padding=kernel // 2)
 
 
-def _zero_(module: nn.Module) -> nn.Module:
+def zero_init(module: nn.Module) -> nn.Module:
     """Zero a layer's weights so the residual branch (or the whole net) starts as the identity."""
     for p in module.parameters():
         nn.init.zeros_(p)
@@ -132,7 +133,7 @@ class SelfAttention(nn.Module):
         self.heads = heads
         self.norm = nn.GroupNorm(group_count(channels), channels)
         self.qkv = nn.Conv1d(channels, 3 * channels, 1)
-        self.proj = _zero_(nn.Conv1d(channels, channels, 1))
+        self.proj = zero_init(nn.Conv1d(channels, channels, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, C = x.shape[:2]
@@ -170,7 +171,7 @@ class ResBlock(nn.Module):
         self.affine = nn.Linear(emb_channels, 2 * out_channels)
         self.norm1 = nn.GroupNorm(group_count(out_channels), out_channels)
         self.dropout = nn.Dropout(dropout)
-        self.conv1 = _zero_(conv_nd(dims, out_channels, out_channels, 3))
+        self.conv1 = zero_init(conv_nd(dims, out_channels, out_channels, 3))
         self.skip = conv_nd(dims, in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
         self.attn = SelfAttention(out_channels, heads) if attention else None
 
@@ -262,11 +263,17 @@ class UNet(nn.Module):
             if level != 0:
                 self.dec.append(Upsample(dims, c))
         self.norm_out = nn.GroupNorm(group_count(c), c)
-        self.conv_out = _zero_(conv_nd(dims, c, out_channels, 3))
+        self.conv_out = zero_init(conv_nd(dims, c, out_channels, 3))
 
     def forward(self, x: torch.Tensor, c_noise: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        return self.body(x, self.embedding(x, c_noise, cond))
+
+    def embedding(self, x: torch.Tensor, c_noise: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
         # Accept a scalar or [1] c_noise for a batch that shares one noise level.
-        emb = self.embed(c_noise.reshape(-1).expand(x.shape[0]), cond)
+        return self.embed(c_noise.reshape(-1).expand(x.shape[0]), cond)
+
+    def body(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        """The U-Net proper, given the embedding (Embedding's output)."""
         x = self.conv_in(x)
         skips = [x]
         for layer in self.enc:
