@@ -46,7 +46,10 @@ def run_fit(*args) -> int:
     return fit_main([*map(str, args), "--no-progress"])
 
 
-def test_fit_sub_folders_end_to_end(tmp_path, capsys):
+def test_fit_sub_folders_end_to_end(tmp_path, capsys, monkeypatch):
+    import cmaudio.fitting.plan as plan_module
+
+    monkeypatch.setattr(plan_module, "CHECK_MIN", 2)  # the teacher's few steps check their plan at step 2
     data = folder_set(tmp_path / "data")
     before = listing(data)
     out = tmp_path / "run"
@@ -66,6 +69,11 @@ def test_fit_sub_folders_end_to_end(tmp_path, capsys):
     from cmaudio.checkpoint import load_model
     from cmaudio.generate import main as generate
 
+    # the teacher checked its plan after its first steps and trained the revised count
+    check = plan["revised"]["teacher"]
+    assert check["checked_at"] == 2 and check["planned"] >= 5 and check["seconds_per_step"] > 0
+    assert load_model(out / "teacher" / "model.safetensors").step == plan["steps"]["teacher"] == check["steps"]
+    assert "teacher: " in err and f"steps planned, now {check['steps']}" in err
     mf = load_model(out / "model.safetensors")
     assert mf.config.classes == (("high", "low"),) and {"2", "4"} <= set(mf.config.sigmas)
     assert (
@@ -220,6 +228,21 @@ def test_the_budget_pays_the_fixed_work_first_and_trains_with_the_rest():
     b = share_budget(2100.0, fixed, teacher=False)
     assert b["teacher"] == 0 and b["student"] == pytest.approx(2100 - sum(fixed.values()))
     assert share_budget(30.0, fixed, teacher=True)["student"] == 0  # less than the fixed work: no training time
+
+
+def test_a_stage_revises_its_steps_from_the_seconds_its_first_steps_took():
+    from cmaudio.fitting.plan import REVISED_SAFETY, FitError, check_step, revise_steps
+
+    rows = [{"step": s, "elapsed_s": e} for s, e in ((20, 10.0), (40, 18.0), (60, 26.0), (80, 34.0))]
+    # 0.4 s a step over steps 40-80 (the slower first 20 left out); REVISED_SAFETY x 100 s - 34 s left
+    steps, per_step = revise_steps(rows, budget=100.0)
+    assert per_step == pytest.approx(0.4) and steps == 80 + int((REVISED_SAFETY * 100 - 34) / 0.4)
+    assert revise_steps(rows[:1], budget=100.0) == (20 + int((REVISED_SAFETY * 100 - 10) / 0.5), 0.5)
+    assert revise_steps(rows, budget=20.0)[0] == 80  # over budget already: stop where it is
+    assert revise_steps(rows[:1], budget=1.0)[0] == 20 and revise_steps([{"step": 2, "elapsed_s": 9.0}], 1.0)[0] == 5
+    with pytest.raises(FitError, match="empty"):
+        revise_steps([], budget=10.0)
+    assert check_step(8000) == 800 and check_step(30) == 20
 
 
 def test_a_plan_from_before_the_network_was_recorded_keeps_its_network(tmp_path):

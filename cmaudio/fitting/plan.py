@@ -12,6 +12,11 @@ FIXED_MARGIN and FIXED_SECONDS for loading and scoring. What is left trains, sha
 TRAIN_SHARES. Each training stage's steps are its share over the seconds one step took in the
 probe (PROBE_STEPS timed steps of the real network and batch: the median step of its log, fixed
 costs left out), less SAFETY so that the whole run stays within its budget.
+
+A probe is a few steps, and a step's time changes over the first hundred (two threads: 0.21 s
+falling to 0.16 s in one fit, whose probe said 0.19): so each training stage checks its plan once,
+after CHECK_FRACTION of its steps, and revises its step count from the seconds a step took over
+the second half of them (revise_steps; recorded in Plan.revised, so a rerun keeps it).
 """
 
 from __future__ import annotations
@@ -34,8 +39,10 @@ __all__ = [
     "FitError",
     "FitOptions",
     "Plan",
+    "check_step",
     "fingerprint",
     "fixed_seconds",
+    "revise_steps",
     "net_overrides",
     "probe_seconds",
     "share_budget",
@@ -59,6 +66,11 @@ MIN_CLIPS = 20
 MIN_STEPS = 5
 DEFAULT_MINUTES = 30.0
 SMALL_MINUTES = 5.0
+# Each training stage revises its plan after this share of its steps (at least CHECK_MIN steps),
+# aiming at REVISED_SAFETY of its budget: what remains is measured, not probed.
+CHECK_FRACTION = 0.1
+CHECK_MIN = 20
+REVISED_SAFETY = 0.98
 
 
 class FitError(DatasetError):
@@ -131,6 +143,9 @@ class Plan:
     # rerun trains the network its probe measured and its teacher's state.pt holds, whatever the
     # code's default has become since.
     net: list[str] = field(default_factory=list)
+    # Per training stage, its check (revise_steps): {"planned", "checked_at", "seconds_per_step",
+    # "steps"}; the stage's schedules stay those of "planned" steps.
+    revised: dict[str, dict] = field(default_factory=dict)
     machine: str = field(default_factory=lambda: f"{platform.machine()}, {torch.get_num_threads()} threads")
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%S"))
 
@@ -216,6 +231,28 @@ def probe_seconds(log: Path, batch: int) -> float:
     if not rates:
         raise FitError(f"{log}: the speed probe logged no step")
     return batch / sorted(rates)[len(rates) // 2]
+
+
+def check_step(planned: int) -> int:
+    """The step after which a training stage of ``planned`` steps revises its plan; ``planned``
+    or more: no check (a run too short to gain from it)."""
+    return max(CHECK_MIN, int(CHECK_FRACTION * planned))
+
+
+def revise_steps(rows: list[dict], budget: float) -> tuple[int, float]:
+    """(steps, seconds a step) for a stage with ``budget`` seconds, from its log so far (rows of
+    log.jsonl with "step" and "elapsed_s", the run's own clock, resumes included): the seconds a
+    step took over the second half of the steps so far (over all of them when the log has one row
+    there), and as many more steps as REVISED_SAFETY of what is left of the budget pays for (at
+    least MIN_STEPS in all, the plan's floor)."""
+    if not rows:
+        raise FitError("the training log is empty: cannot check the plan")
+    last = rows[-1]
+    half = [r for r in rows if r["step"] >= last["step"] // 2 and r is not last]
+    first = half[0] if half else {"step": 0, "elapsed_s": 0.0}
+    per_step = (last["elapsed_s"] - first["elapsed_s"]) / max(1, last["step"] - first["step"])
+    left = REVISED_SAFETY * budget - last["elapsed_s"]
+    return max(MIN_STEPS, last["step"] + max(0, int(left / max(per_step, 1e-6)))), per_step
 
 
 def fixed_seconds(calls: int, vocoded: int, per_call: float, per_vocoded: float) -> float:

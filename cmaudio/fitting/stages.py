@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from ..config import TrainConfig, load_config
-from .plan import BATCH, FitOptions, Plan
+from .plan import BATCH, FitOptions, Plan, check_step, revise_steps
 
 __all__ = ["STAGES", "Stages", "fixed_work", "slice_clips"]
 
@@ -127,11 +127,44 @@ class Stages:
         return self.out / "model.safetensors"
 
     def train(self, stage: str, teacher: Path | None = None) -> None:
+        """Train ``stage``: its first check_step steps, then the plan's steps revised from how
+        long those took (plan.revise_steps, recorded in plan.json), then the rest. The run's
+        schedules (warm-up, ECT's stages) are those of the steps first planned."""
         from ..training import run
 
         folder = self.out / stage
-        cfg = self.train_config(stage, self.plan.steps[stage], teacher)
-        run(cfg, folder, resume=(folder / "state.pt").exists(), progress=self.progress)
+        planned = self.plan.revised.get(stage, {}).get("planned", self.plan.steps[stage])
+        cfg = self.train_config(stage, planned, teacher)
+        check = check_step(planned)
+        if stage not in self.plan.revised and check < planned:
+            run(with_steps(cfg, check), folder, resume=(folder / "state.pt").exists(), progress=self.progress)
+            self.revise(stage, planned, folder / "log.jsonl")
+        steps = self.plan.steps[stage]
+        run(with_steps(cfg, steps), folder, resume=(folder / "state.pt").exists(), progress=self.progress)
+
+    def revise(self, stage: str, planned: int, log: Path) -> None:
+        """Revise ``stage``'s steps from its log so far (plan.revise_steps). The student's budget
+        takes over what the teacher left unused or overran, by the teacher's own clock."""
+        rows = read_log(log)
+        budget = self.plan.budget_seconds[stage]
+        teacher_log = self.out / "teacher" / "log.jsonl"
+        if stage == "student" and teacher_log.is_file():
+            budget += self.plan.budget_seconds["teacher"] - read_log(teacher_log)[-1]["elapsed_s"]
+        steps, per_step = revise_steps(rows, budget)
+        self.plan.revised[stage] = {
+            "planned": planned,
+            "checked_at": rows[-1]["step"],
+            "seconds_per_step": round(per_step, 4),
+            "budget_seconds": round(budget, 1),
+            "steps": steps,
+        }
+        self.plan.steps[stage] = steps
+        self.plan.save(self.out / "plan.json")
+        probe = self.plan.seconds_per_step[stage]
+        say(
+            f"{stage}: {per_step:.3f} s a step over its first {rows[-1]['step']} (the probe: {probe:.3f}):"
+            f" {planned} steps planned, now {steps}"
+        )
 
     def stage_teacher(self) -> None:
         if self.options.source:
@@ -192,6 +225,19 @@ class Stages:
         )
         evaluate(pipe, cfg)
         write_spectrograms(pipe, self.out / "eval" / "spectrograms.png", self.options.seed, self.plan.labels)
+
+
+def read_log(log: Path) -> list[dict]:
+    """A training run's log.jsonl: its rows with a step time ("elapsed_s"), in order."""
+    rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    return [r for r in rows if "elapsed_s" in r]
+
+
+def with_steps(cfg: TrainConfig, steps: int) -> TrainConfig:
+    """``cfg`` run to ``steps`` (a run may be resumed with another step count)."""
+    import dataclasses
+
+    return dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, steps=steps))
 
 
 # fit --from: consistency tuning (ECT's loss, Geng et al. 2024) of the model we start from, on the
