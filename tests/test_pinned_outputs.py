@@ -1,8 +1,8 @@
 """What `python -m cmaudio.generate` writes for fixed seeds, pinned per bundled model and vocoder.
 
 Refactoring must not move the audio; work that changes it on purpose (a new bundled vocoder, a
-sampler fix) re-pins in the same commit (`python tests/test_pinned_outputs.py`) and says why in
-the commit message.
+sampler fix) re-pins in the same commit (`python tests/test_pinned_outputs.py`, or with model
+names: those only) and says why in the commit message.
 
 Exact digests of the 16-bit PCM pinned this until 2026-12-02, when a machine with AVX-512 moved
 every one of them (the same machine with kernels held to AVX2, `ATEN_CPU_CAPABILITY=avx2
@@ -105,12 +105,16 @@ def test_the_check_sees_a_real_change(tmp_path, one_thread):
     assert distance("logmel", s3, want["notes/griffinlim"]) > LOGMEL_MEAN
 
 
-if __name__ == "__main__":  # re-pin: python tests/test_pinned_outputs.py
+if __name__ == "__main__":  # re-pin: python tests/test_pinned_outputs.py [MODEL ...] (default: all)
     torch.set_num_threads(1)
-    pinned = {}
-    for model in sorted(LABELS):
+    only = sys.argv[1:] or sorted(LABELS)
+    unknown = sorted(set(only) - set(LABELS))
+    if unknown:
+        raise SystemExit(f"unknown model {unknown[0]!r}: pinned are {', '.join(sorted(LABELS))}")
+    pinned = json.loads(REFERENCE.read_text()) if REFERENCE.is_file() else {}
+    for model in only:
         for vocoder in VOCODERS:
             with tempfile.TemporaryDirectory() as tmp:
                 pinned[f"{model}/{vocoder}"] = fingerprint(CHECK[vocoder], render(model, vocoder, Path(tmp)))
     REFERENCE.write_text(json.dumps(pinned, separators=(",", ":")) + "\n")
-    print(f"re-pinned {len(pinned)} entries -> {REFERENCE}", file=sys.stderr)
+    print(f"re-pinned {', '.join(only)} ({len(pinned)} entries in all) -> {REFERENCE}", file=sys.stderr)
