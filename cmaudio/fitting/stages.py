@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from ..config import TrainConfig, load_config
-from .plan import BATCH, FitOptions, Plan, check_step, revise_steps
+from .plan import BATCH, CHECK_FRACTIONS, FitOptions, Plan, check_step, revise_steps
 
 __all__ = ["STAGES", "Stages", "fixed_work", "slice_clips"]
 
@@ -127,22 +127,24 @@ class Stages:
         return self.out / "model.safetensors"
 
     def train(self, stage: str, teacher: Path | None = None) -> None:
-        """Train ``stage``: its first check_step steps, then the plan's steps revised from how
-        long those took (plan.revise_steps, recorded in plan.json), then the rest. The run's
-        schedules (warm-up, ECT's stages) are those of the steps first planned."""
+        """Train ``stage`` to each of its checks (plan.CHECK_FRACTIONS of its steps), revising
+        its steps there from how long they took (plan.revise_steps, recorded in plan.json),
+        then to the end. The run's schedules (warm-up, ECT's stages) are those first planned."""
         from ..training import run
 
         folder = self.out / stage
-        planned = self.plan.revised.get(stage, {}).get("planned", self.plan.steps[stage])
-        cfg = self.train_config(stage, planned, teacher)
-        check = check_step(planned)
-        if stage not in self.plan.revised and check < planned:
-            run(with_steps(cfg, check), folder, resume=(folder / "state.pt").exists(), progress=self.progress)
-            self.revise(stage, planned, folder / "log.jsonl")
+        revised = self.plan.revised.get(stage, {"planned": self.plan.steps[stage], "checks": []})
+        cfg = self.train_config(stage, revised["planned"], teacher)
+        for fraction in CHECK_FRACTIONS[len(revised["checks"]) :]:
+            at = check_step(self.plan.steps[stage], fraction)
+            if at >= self.plan.steps[stage] or (revised["checks"] and at <= revised["checks"][-1]["at"]):
+                break
+            run(with_steps(cfg, at), folder, resume=(folder / "state.pt").exists(), progress=self.progress)
+            self.revise(stage, revised, folder / "log.jsonl")
         steps = self.plan.steps[stage]
         run(with_steps(cfg, steps), folder, resume=(folder / "state.pt").exists(), progress=self.progress)
 
-    def revise(self, stage: str, planned: int, log: Path) -> None:
+    def revise(self, stage: str, revised: dict, log: Path) -> None:
         """Revise ``stage``'s steps from its log so far (plan.revise_steps). The student's budget
         takes over what the teacher left unused or overran, by the teacher's own clock."""
         rows = read_log(log)
@@ -151,19 +153,16 @@ class Stages:
         if stage == "student" and teacher_log.is_file():
             budget += self.plan.budget_seconds["teacher"] - read_log(teacher_log)[-1]["elapsed_s"]
         steps, per_step = revise_steps(rows, budget)
-        self.plan.revised[stage] = {
-            "planned": planned,
-            "checked_at": rows[-1]["step"],
-            "seconds_per_step": round(per_step, 4),
-            "budget_seconds": round(budget, 1),
-            "steps": steps,
-        }
+        before = self.plan.steps[stage]
+        check = {"at": rows[-1]["step"], "seconds_per_step": round(per_step, 4), "budget_seconds": round(budget, 1)}
+        revised["checks"].append(check | {"steps": steps})
+        self.plan.revised[stage] = revised
         self.plan.steps[stage] = steps
         self.plan.save(self.out / "plan.json")
         probe = self.plan.seconds_per_step[stage]
         say(
-            f"{stage}: {per_step:.3f} s a step over its first {rows[-1]['step']} (the probe: {probe:.3f}):"
-            f" {planned} steps planned, now {steps}"
+            f"{stage}: {per_step:.3f} s a step over its last {rows[-1]['step'] // 2 + 1} of {rows[-1]['step']}"
+            f" (the probe: {probe:.3f}): {before} steps planned, now {steps}"
         )
 
     def stage_teacher(self) -> None:
