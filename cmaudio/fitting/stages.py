@@ -161,7 +161,7 @@ class Stages:
         self.plan.save(self.out / "plan.json")
         probe = self.plan.seconds_per_step[stage]
         say(
-            f"{stage}: {per_step:.3f} s a step over its last {rows[-1]['step'] // 2 + 1} of {rows[-1]['step']}"
+            f"{stage}: {per_step:.3f} s a step over the second half of its first {rows[-1]['step']}"
             f" (the probe: {probe:.3f}): {before} steps planned, now {steps}"
         )
 

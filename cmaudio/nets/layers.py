@@ -235,7 +235,7 @@ class UNet(nn.Module):
         self.cfg = cfg
         self.cond_sizes = tuple(cond_sizes)
         self.factor = 2 ** (len(cfg.channel_mult) - 1)
-        emb_channels = cfg.emb_channels or 4 * cfg.channels
+        self.emb_channels = emb_channels = cfg.emb_channels or 4 * cfg.channels
         self.embed = Embedding(cfg.channels, emb_channels, self.cond_sizes)
 
         def block(cin: int, cout: int, attention: bool) -> ResBlock:

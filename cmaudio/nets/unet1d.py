@@ -53,8 +53,7 @@ class UNet1D(UNet):
     def __init__(self, cfg: NetConfig, n_mels: int, cond_sizes: tuple[int, ...] = ()):
         super().__init__(1, n_mels, n_mels, cfg, cond_sizes)
         self.n_mels = n_mels
-        emb_channels = cfg.emb_channels or 4 * cfg.channels
-        self.head = FreqHead(cfg.freq_channels, emb_channels) if cfg.freq_channels else None
+        self.head = FreqHead(cfg.freq_channels, self.emb_channels) if cfg.freq_channels else None
 
     def forward(self, x: torch.Tensor, c_noise: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         frames = x.shape[-1]
